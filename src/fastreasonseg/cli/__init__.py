@@ -1,0 +1,12 @@
+"""The ``fastreasonseg`` command line. Each stage registers its sub-commands from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from fastreasonseg.cli.common import app, main
+from fastreasonseg.cli.twin import twin_app
+
+app.add_typer(twin_app, name="twin", help="Build, validate and show digital twins.")
+
+__all__ = ["app", "main", "typer"]

@@ -1,0 +1,120 @@
+"""``fastreasonseg twin build | validate | show | oracle``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fastreasonseg.cli.common import console, fail
+
+twin_app = typer.Typer(no_args_is_help=True)
+
+
+@twin_app.command("build")
+def build(
+    input: str = typer.Argument(..., help="Image file, video file, or folder of frames."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the twin JSON."),
+    segmenter: str | None = typer.Option(None, "--segmenter", help="SAM-2 hub id or local directory."),
+    depth: str | None = typer.Option(None, "--depth", help="Depth-Anything-V2 hub id or local directory."),
+    labeller: str | None = typer.Option(None, "--labeller", help="OWLv2 hub id or local directory."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Process every N-th video frame."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N processed frames."),
+    mode: str = typer.Option("detect", "--mode", help="detect (labeller boxes -> SAM-2, fast) or grid."),
+    vocab: list[str] = typer.Option([], "--vocab", help="Extra object names for the labeller (repeatable)."),
+    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
+) -> None:
+    """Run perception on an image or video and write its digital twin."""
+    from fastreasonseg.perception.builder import TwinBuilder
+
+    from fastreasonseg.config import PerceptionConfig
+
+    if output.exists() and not force:
+        fail(f"{output} already exists; pass --force to overwrite it")
+    if mode not in ("detect", "grid"):
+        fail(f"--mode must be 'detect' or 'grid', got {mode!r}")
+    cfg = PerceptionConfig(stride=stride, max_frames=max_frames, mode=mode, vocabulary=list(vocab), device=device)
+    if segmenter is not None:
+        cfg.segmenter = segmenter
+    if depth is not None:
+        cfg.depth = depth
+    if labeller is not None:
+        cfg.labeller = labeller
+    twin = TwinBuilder(cfg).build(input, progress=True)
+    twin.save(output)
+    t = twin.meta.get("timings_ms", {})
+    console.print(
+        f"wrote {output}: {len(twin.frames)} frame(s), {twin.num_instances()} instances, "
+        f"{len(twin.track_ids)} tracks" + (f", {t.get('total', 0):.0f} ms" if t else "")
+    )
+
+
+@twin_app.command("validate")
+def validate(path: Path = typer.Argument(..., help="Twin JSON file.")) -> None:
+    """Check a twin file; exit 0 when valid, 1 with every problem listed when not."""
+    from fastreasonseg.twin import load_twin
+
+    twin = load_twin(path)  # raises TwinValidationError -> message + exit 1 in cli.common.main
+    console.print(
+        f"{path}: valid twin v{twin.version} ({twin.source.kind}, {len(twin.frames)} frame(s), "
+        f"{twin.num_instances()} instances, {len(twin.track_ids)} tracks)"
+    )
+
+
+@twin_app.command("show")
+def show(
+    path: Path = typer.Argument(..., help="Twin JSON file."),
+    max_instances: int = typer.Option(60, "--max-instances", min=1, help="Most instances/tracks listed."),
+    frame: int | None = typer.Option(None, "--frame", help="Video: show only this frame index."),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help="Tokenizer (hub id, directory or GGUF file) to count tokens with."
+    ),
+) -> None:
+    """Print the compact text view the LLM reads, and its token count."""
+    from fastreasonseg.twin import load_twin
+    from fastreasonseg.twin.tokens import count_tokens
+    from fastreasonseg.twin.view import ViewOptions, twin_view
+
+    twin = load_twin(path)
+    if frame is not None and frame not in [f.index for f in twin.frames]:
+        fail(f"frame {frame} is not in {path} (frames {[f.index for f in twin.frames][:8]}...)")
+    text = twin_view(twin, ViewOptions(max_instances=max_instances, frame=frame))
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    n, name = count_tokens(text, tokenizer)
+    n_units = (
+        len(twin.track_ids)
+        if twin.is_video and frame is None
+        else len(twin.frame(frame if frame is not None else twin.frames[0].index).instances)
+    )
+    per = f", {n / n_units:.1f} per {'track' if twin.is_video and frame is None else 'instance'}" if n_units else ""
+    console.print(f"[dim]{n} tokens ({name}){per}[/]", highlight=False)
+
+
+@twin_app.command("oracle")
+def oracle(
+    source: str = typer.Argument(..., help="DAVIS sequence folder pair or COCO instances JSON (see --format)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the twin JSON."),
+    format: str = typer.Option("davis", "--format", help="davis or coco."),
+    sequence: str | None = typer.Option(None, "--sequence", help="DAVIS: sequence name under SOURCE."),
+    image_id: int | None = typer.Option(None, "--image-id", help="COCO: image id."),
+    stride: int = typer.Option(1, "--stride", min=1),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
+) -> None:
+    """Build a twin from ground-truth annotations (the "oracle twin")."""
+    from fastreasonseg.perception.oracle import oracle_from_coco, oracle_from_davis
+
+    if output.exists() and not force:
+        fail(f"{output} already exists; pass --force to overwrite it")
+    if format == "davis":
+        if sequence is None:
+            fail("--sequence is required with --format davis")
+        twin = oracle_from_davis(source, sequence, stride=stride)
+    elif format == "coco":
+        if image_id is None:
+            fail("--image-id is required with --format coco")
+        twin = oracle_from_coco(source, image_id)
+    else:
+        fail(f"--format must be davis or coco, got {format!r}")
+    twin.save(output)
+    console.print(f"wrote {output}: {len(twin.frames)} frame(s), {twin.num_instances()} instances")
