@@ -26,9 +26,8 @@ def build(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
 ) -> None:
     """Run perception on an image or video and write its digital twin."""
-    from fastreasonseg.perception.builder import TwinBuilder
-
     from fastreasonseg.config import PerceptionConfig
+    from fastreasonseg.perception.builder import TwinBuilder
 
     if output.exists() and not force:
         fail(f"{output} already exists; pass --force to overwrite it")

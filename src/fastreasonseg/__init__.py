@@ -1,0 +1,16 @@
+"""fastreasonseg: reasoning segmentation for images and videos over a digital twin (FastReasonSeg, CVPR 2026)."""
+
+from fastreasonseg.errors import FastReasonSegError, InputError, ModelLoadError, TwinValidationError
+from fastreasonseg.twin import DigitalTwin, load_twin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DigitalTwin",
+    "FastReasonSegError",
+    "InputError",
+    "ModelLoadError",
+    "TwinValidationError",
+    "__version__",
+    "load_twin",
+]

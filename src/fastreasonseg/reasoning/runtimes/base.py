@@ -1,0 +1,62 @@
+"""The one interface every LLM runtime (llama.cpp, transformers, OpenAI-compatible HTTP) implements.
+
+The executor never builds chat-template strings itself: it hands the runtime the system and user
+messages plus the assistant text generated so far (the rollout prefix), and the runtime renders its
+chat template, continues the assistant turn, and stops at the first stop string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """The conversation before the assistant turn."""
+
+    system: str
+    user: str
+
+
+@dataclass
+class Completion:
+    """What one call to :meth:`Runtime.complete` produced."""
+
+    text: str
+    """Generated text, including the stop string when generation stopped on one."""
+    finish_reason: Literal["stop", "length", "error"]
+    stopped_on: str | None = None
+    prompt_tokens: int = 0
+    """Tokens the model had to read for this call (after any prefix-cache reuse: ``prompt_tokens - cached_tokens``
+    were actually evaluated)."""
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    error: str | None = None
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A causal LM that continues an assistant turn."""
+
+    name: str
+
+    def complete(
+        self,
+        prompt: ChatPrompt,
+        assistant_prefix: str,
+        *,
+        stop: list[str],
+        max_tokens: int,
+        grammar: str | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> Completion:
+        """Continue ``assistant_prefix`` after ``prompt``; ``grammar`` is a GBNF grammar the continuation must match."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` with this model's tokenizer."""
+        ...
