@@ -72,22 +72,19 @@ def show(
 ) -> None:
     """Print the compact text view the LLM reads, and its token count."""
     from fastreasonseg.twin import load_twin
-    from fastreasonseg.twin.tokens import count_tokens
+    from fastreasonseg.twin.tokens import view_token_stats
     from fastreasonseg.twin.view import ViewOptions, twin_view
 
     twin = load_twin(path)
     if frame is not None and frame not in [f.index for f in twin.frames]:
         fail(f"frame {frame} is not in {path} (frames {[f.index for f in twin.frames][:8]}...)")
-    text = twin_view(twin, ViewOptions(max_instances=max_instances, frame=frame))
+    opts = ViewOptions(max_instances=max_instances, frame=frame)
+    text = twin_view(twin, opts)
     console.print(text, highlight=False, markup=False, soft_wrap=True)
-    n, name = count_tokens(text, tokenizer)
-    n_units = (
-        len(twin.track_ids)
-        if twin.is_video and frame is None
-        else len(twin.frame(frame if frame is not None else twin.frames[0].index).instances)
-    )
-    per = f", {n / n_units:.1f} per {'track' if twin.is_video and frame is None else 'instance'}" if n_units else ""
-    console.print(f"[dim]{n} tokens ({name}){per}[/]", highlight=False)
+    stats = view_token_stats(twin, opts, tokenizer)
+    unit = "track" if twin.is_video and frame is None else "instance"
+    per = f", {stats.per_line:.1f} per {unit} line" if stats.lines else ""
+    console.print(f"[dim]{stats.total} tokens ({stats.tokenizer}): header {stats.header}{per}[/]", highlight=False)
 
 
 @twin_app.command("oracle")

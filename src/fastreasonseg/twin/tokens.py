@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastreasonseg.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from fastreasonseg.twin.schema import DigitalTwin
+    from fastreasonseg.twin.view import ViewOptions
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence writes to file descriptor 2 (C libraries' logs) for the duration of the block."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (e.g. captured by a test runner)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 @functools.lru_cache(maxsize=4)
 def _llama_vocab(path: str) -> Callable[[str], int]:
     from llama_cpp import Llama
 
-    llm = Llama(model_path=path, vocab_only=True, verbose=False)
+    with quiet_stderr():  # llama.cpp logs context warnings from C, past verbose=False
+        llm = Llama(model_path=path, vocab_only=True, verbose=False)
     return lambda text: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
@@ -51,3 +80,28 @@ def count_tokens(text: str, tokenizer: str | None = None) -> tuple[int, str]:
     """Number of tokens of ``text`` and the tokenizer's name (see :func:`token_counter`)."""
     fn, name = token_counter(tokenizer)
     return fn(text), name
+
+
+@dataclass(frozen=True)
+class ViewTokenStats:
+    """Token cost of a twin's text view: the whole view, its header, and the mean per listed line."""
+
+    total: int
+    header: int
+    lines: int
+    per_line: float
+    tokenizer: str
+
+
+def view_token_stats(
+    twin: DigitalTwin, options: ViewOptions | None = None, tokenizer: str | None = None
+) -> ViewTokenStats:
+    """Count the tokens of ``twin_view(twin, options)``: total, header line, and per instance (or track) line."""
+    from fastreasonseg.twin.view import twin_view
+
+    text = twin_view(twin, options)
+    fn, name = token_counter(tokenizer)
+    head, _, body = text.partition("\n")
+    rows = [ln for ln in body.split("\n") if ln and not ln.startswith("(")]
+    per = sum(fn(ln + "\n") for ln in rows) / len(rows) if rows else 0.0
+    return ViewTokenStats(total=fn(text), header=fn(head + "\n"), lines=len(rows), per_line=per, tokenizer=name)

@@ -37,6 +37,9 @@ class ViewOptions:
     """Alternative labels shown per instance (0 to hide them)."""
     frame: int | None = None
     """For a video, view only this frame index (as if it were an image); ``None`` = per-track summary."""
+    legend: bool = True
+    """Explain the columns in the header. A prompt that explains them once in its (cached) system
+    message turns this off: see :func:`view_legend`."""
 
 
 def _pct(v: float) -> int:
@@ -92,7 +95,8 @@ def _frame_view(twin: DigitalTwin, frame_index: int, opts: ViewOptions) -> str:
     insts = sorted(fr.instances, key=lambda i: -i.area)
     shown = sorted(insts[: opts.max_instances], key=lambda i: i.id)
     what = "image" if not twin.is_video else f"video frame {frame_index}"
-    lines = [f"{what} {w}x{h}, {len(insts)} objects. Columns: {_IMAGE_COLUMNS}"]
+    legend = f" Columns: {_IMAGE_COLUMNS}" if opts.legend else ""
+    lines = [f"{what} {w}x{h}, {len(insts)} objects.{legend}"]
     lines += [instance_line(i, w, h, opts) for i in shown]
     if len(insts) > len(shown):
         lines.append(f"(+{len(insts) - len(shown)} smaller objects not listed; ids {_id_ranges(insts[len(shown) :])})")
@@ -142,6 +146,11 @@ def _video_view(twin: DigitalTwin, opts: ViewOptions) -> str:
     if not tracks:
         lines.append("(no objects detected)")
     return "\n".join(lines)
+
+
+def view_legend(video: bool) -> str:
+    """The column legend of the image (``video=False``) or video view, for a system prompt."""
+    return _VIDEO_COLUMNS if video else _IMAGE_COLUMNS
 
 
 def twin_view(twin: DigitalTwin, options: ViewOptions | None = None) -> str:
