@@ -26,13 +26,13 @@ def build(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
 ) -> None:
     """Run perception on an image or video and write its digital twin."""
-    from fastreasonseg.config import PerceptionConfig
-    from fastreasonseg.perception.builder import TwinBuilder
-
     if output.exists() and not force:
         fail(f"{output} already exists; pass --force to overwrite it")
     if mode not in ("detect", "grid"):
         fail(f"--mode must be 'detect' or 'grid', got {mode!r}")
+    from fastreasonseg.config import PerceptionConfig
+    from fastreasonseg.perception.builder import TwinBuilder
+
     cfg = PerceptionConfig(stride=stride, max_frames=max_frames, mode=mode, vocabulary=list(vocab), device=device)
     if segmenter is not None:
         cfg.segmenter = segmenter
