@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from fastreasonseg.cli.common import app, main
+from fastreasonseg.cli.eval import eval_app
 from fastreasonseg.cli.twin import twin_app
 
 app.add_typer(twin_app, name="twin", help="Build, validate and show digital twins.")
+app.add_typer(eval_app, name="eval", help="Score predictions and run benchmarks.")
 
 __all__ = ["app", "main", "typer"]

@@ -1,0 +1,114 @@
+"""``fastreasonseg eval masks`` (score a folder of predicted masks); the benchmark runner adds its commands here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from fastreasonseg.cli.common import console, err_console, fail
+from fastreasonseg.errors import InputError
+
+eval_app = typer.Typer(no_args_is_help=True)
+
+_SHOW = 5  # file names listed per kind of problem
+
+
+def _finite(obj):
+    """NaN/inf → None so the output is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _listing(paths: list[str]) -> str:
+    shown = ", ".join(paths[:_SHOW])
+    more = len(paths) - _SHOW
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+@eval_app.command("masks")
+def masks(
+    pred: Path = typer.Option(..., "--pred", help="Predicted masks: PRED/<sequence>/<frame>.png, non-zero = object."),
+    gt: Path = typer.Option(
+        ..., "--gt", help="Ground truth in the same layout (e.g. DAVIS Annotations/480p, or a DAVIS root)."
+    ),
+    sequence: list[str] = typer.Option([], "--sequence", "-s", help="Score only this sequence (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any predicted frame is missing or unusable."),
+) -> None:
+    """Score a DAVIS-layout folder of predicted masks: J, F and J&F per sequence and their means.
+
+    Every ground-truth frame is scored. A predicted frame that is missing, unreadable or of the wrong size is
+    scored as an empty mask and reported. J&F = (J + F) / 2; the overall scores are means over sequences.
+    """
+    from fastreasonseg.eval.folders import score_mask_folders
+
+    try:
+        report = score_mask_folders(pred, gt, sequences=sequence or None)
+    except InputError as exc:
+        fail(str(exc))
+        return
+
+    missing = report.missing_frames
+    invalid = report.invalid_frames
+    if report.missing_sequences:
+        _warn(
+            f"{len(report.missing_sequences)} sequence(s) have no folder in {report.pred_dir}; their frames are "
+            f"scored as empty masks: {_listing(report.missing_sequences)}"
+        )
+    if missing:
+        _warn(f"{len(missing)} predicted frame(s) missing, scored as empty masks: {_listing(missing)}")
+    for path, reason in invalid[:_SHOW]:
+        _warn(f"cannot use predicted mask {path}: {reason}; scored as an empty mask")
+    if len(invalid) > _SHOW:
+        _warn(f"... and {len(invalid) - _SHOW} more unusable predicted masks")
+    if report.extra_sequences:
+        _warn(f"ignored {len(report.extra_sequences)} predicted sequence(s) not in the ground truth")
+
+    if as_json:
+        typer.echo(json.dumps(_finite(report.as_dict()), indent=None, sort_keys=False))
+    else:
+        table = Table(title=f"{report.pred_dir} vs {report.gt_dir}", title_justify="left")
+        for col in ("sequence", "frames", "J", "F", "J&F", "J recall", "J decay", "missing"):
+            table.add_column(col, justify="left" if col == "sequence" else "right")
+        for name, s in report.sequences.items():
+            d = s.as_dict()
+            problems = d["missing_frames"] + d["invalid_frames"]
+            table.add_row(
+                name,
+                str(d["frames"]),
+                f"{d['J']:.3f}",
+                f"{d['F']:.3f}",
+                f"{d['J&F']:.3f}",
+                f"{d['J_recall']:.3f}",
+                f"{d['J_decay']:.3f}",
+                str(problems) if problems else "",
+            )
+        table.add_section()
+        table.add_row(
+            f"mean ({len(report.sequences)} seq.)",
+            str(report.num_frames),
+            f"{report.J:.3f}",
+            f"{report.F:.3f}",
+            f"{report.JF:.3f}",
+            "",
+            "",
+            str(len(missing) + len(invalid)) if missing or invalid else "",
+        )
+        console.print(table)
+        console.print(f"J&F {report.JF:.4f}  J {report.J:.4f}  F {report.F:.4f}")
+    if strict and (missing or invalid):
+        fail(f"{len(missing)} missing and {len(invalid)} unusable predicted frame(s) (--strict)")
