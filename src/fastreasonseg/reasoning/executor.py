@@ -165,13 +165,14 @@ class Reasoner:
         """Answer ``query`` on ``twin``. ``context`` brings source frames and perception for the tools."""
         t_start = time.perf_counter()
         cfg = self.config
-        q, _ = check_query(query, cfg.max_query_chars)  # raises InputError before any work
+        q, query_notes = check_query(query, cfg.max_query_chars)  # raises InputError before any work
         if twin.num_instances() == 0:
             return RolloutResult(
                 ids=[],
                 no_target=True,
                 diagnostic="the twin has no objects (perception found nothing): no model call was made",
                 query=q,
+                notes=query_notes,
                 twin=twin,
                 total_ms=(time.perf_counter() - t_start) * 1000,
             )
@@ -179,7 +180,7 @@ class Reasoner:
         work = twin.model_copy(deep=True)
         # the tools refine a private copy: the caller's twin is never mutated
         ctx = ToolContext(twin=work) if context is None else replace(context, twin=work, log=[])
-        res = RolloutResult(ids=[], no_target=True, query=built.query, notes=list(built.notes), twin=work)
+        res = RolloutResult(ids=[], no_target=True, query=built.query, notes=query_notes + built.notes, twin=work)
         try:
             self._loop(built.prompt, ctx, res)
         finally:
