@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -81,9 +82,12 @@ def masks(
     if as_json:
         typer.echo(json.dumps(_finite(report.as_dict()), indent=None, sort_keys=False))
     else:
-        table = Table(title=f"{report.pred_dir} vs {report.gt_dir}", title_justify="left")
-        for col in ("sequence", "frames", "J", "F", "J&F", "J recall", "J decay", "missing"):
-            table.add_column(col, justify="left" if col == "sequence" else "right")
+        console.print(f"predictions {report.pred_dir}\nground truth {report.gt_dir}", highlight=False)
+        table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, show_edge=False)
+        width = max([len(n) for n in report.sequences] + [8])
+        table.add_column("sequence", no_wrap=True, min_width=width)
+        for col in ("frames", "J", "F", "J&F", "J rec", "J dec", "missing"):
+            table.add_column(col, justify="right")
         for name, s in report.sequences.items():
             d = s.as_dict()
             problems = d["missing_frames"] + d["invalid_frames"]
@@ -99,7 +103,7 @@ def masks(
             )
         table.add_section()
         table.add_row(
-            f"mean ({len(report.sequences)} seq.)",
+            "mean",
             str(report.num_frames),
             f"{report.J:.3f}",
             f"{report.F:.3f}",
