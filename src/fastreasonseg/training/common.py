@@ -1,0 +1,108 @@
+"""Pieces shared by the training stages: the model bundle, checkpoints, run metadata, format-rate probes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastreasonseg.training.config import TrainConfig, save_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelBundle:
+    """Tokenizer, chat template and the transformers-loadable base path of a config's model."""
+
+    path: str
+    tokenizer: Any
+    template: Any
+
+
+def model_bundle(cfg: TrainConfig) -> ModelBundle:
+    from fastreasonseg.training.models import chat_template, load_tokenizer, model_dir
+
+    path = model_dir(cfg.model)
+    tok = load_tokenizer(path)
+    return ModelBundle(path, tok, chat_template(tok, cfg.model))
+
+
+def last_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
+    """The newest ``checkpoint-N`` directory with a trainer state, or ``None``."""
+    d = Path(output_dir)
+    if not d.is_dir():
+        return None
+    best: tuple[int, Path] | None = None
+    for c in d.glob("checkpoint-*"):
+        try:
+            step = int(c.name.split("-")[-1])
+        except ValueError:
+            continue
+        if (c / "trainer_state.json").is_file() and (best is None or step > best[0]):
+            best = (step, c)
+    return str(best[1]) if best else None
+
+
+def use_cpu() -> bool:
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        return True
+
+
+def bf16_ok(dtype: str) -> bool:
+    import torch
+
+    return dtype in ("auto", "bfloat16") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def write_run_info(output_dir: str | os.PathLike[str], name: str, info: dict[str, Any], cfg: TrainConfig) -> Path:
+    d = Path(output_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, d / "config.yaml")
+    info = {"stage": name, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(), **info}
+    p = d / f"{name}_info.json"
+    p.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+    return p
+
+
+def save_final_adapter(model: Any, tokenizer: Any, template_source: str, output_dir: str | os.PathLike[str]) -> Path:
+    """Save the PEFT adapter (+ tokenizer and the chat template it was trained with) to ``<output_dir>/final``."""
+    final = Path(output_dir) / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    (final / "chat_template.jinja").write_text(template_source, encoding="utf-8")
+    return final
+
+
+def format_probe(
+    model: Any, bundle: ModelBundle, samples: list[Any], *, n_ctx: int, max_tokens: int = 160, max_rounds: int = 1
+) -> dict[str, float]:
+    """Greedy, unconstrained rollouts through the executor on ``samples``: format rate and mean IoU."""
+    from fastreasonseg.reasoning.config import ReasonerConfig
+    from fastreasonseg.reasoning.executor import run_rollout
+    from fastreasonseg.training.live import LiveModelRuntime
+    from fastreasonseg.training.rewards import answer_iou
+
+    if not samples:
+        return {}
+    rt = LiveModelRuntime(model, bundle.tokenizer, bundle.template, n_ctx=n_ctx)
+    rc = ReasonerConfig(
+        constrained=False, max_rounds=max_rounds, max_new_tokens=max_tokens, max_total_tokens=max_tokens
+    )
+    ok, ious = 0, []
+    for s in samples:
+        twin = s.load_twin()
+        res = run_rollout(rt, twin, s.query, config=rc)
+        ok += int(res.format_ok)
+        ious.append(answer_iou(twin, res.ids if res.format_ok or res.ids else None, s.target_ids))
+    return {"format_rate": ok / len(samples), "mean_iou": sum(ious) / len(ious), "n": len(samples)}

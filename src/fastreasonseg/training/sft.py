@@ -1,0 +1,128 @@
+"""Student stage 1: supervised fine-tuning on kept chains (``trl.SFTTrainer`` + LoRA, loss on completions only).
+
+The dataset is pre-tokenized by :func:`fastreasonseg.training.data.build_sft_dataset` (inference prompt, inference
+chat template, executor ``<results>`` masked from the loss). Runs are seeded and resumable: with
+``sft.resume`` (default) a run restarts from the newest ``checkpoint-N`` in ``sft.output_dir`` and keeps its finished
+steps. The adapter is saved to ``<output_dir>/final`` with the tokenizer and the chat template it was trained with.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastreasonseg.training.common import (
+    ModelBundle,
+    bf16_ok,
+    format_probe,
+    last_checkpoint,
+    model_bundle,
+    save_final_adapter,
+    use_cpu,
+    write_run_info,
+)
+from fastreasonseg.training.config import TrainConfig
+from fastreasonseg.training.data import Chain, PromptBuilder, TrainSample, build_sft_dataset, load_samples, read_chains
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageResult:
+    """What a training stage produced."""
+
+    output_dir: Path
+    adapter_dir: Path
+    global_step: int
+    resumed_from: str | None
+    train_seconds: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def sft_dataset(cfg: TrainConfig, bundle: ModelBundle, samples: list[TrainSample], chains: list[Chain]) -> Any:
+    builder = PromptBuilder(bundle.tokenizer, bundle.template, n_ctx=cfg.model.n_ctx)
+    return build_sft_dataset(samples, chains, builder, mask_results=cfg.sft.mask_results, max_length=cfg.sft.max_length)
+
+
+def run_sft(
+    cfg: TrainConfig,
+    *,
+    samples: list[TrainSample] | None = None,
+    chains: list[Chain] | None = None,
+    callbacks: list[Any] | None = None,
+    max_steps: int | None = None,
+) -> StageResult:
+    """Train the student on ``chains`` (default: ``data.chains`` or ``chains.output``) for ``data.samples``."""
+    from trl import SFTConfig, SFTTrainer
+
+    from fastreasonseg.training.models import load_model, lora_config
+
+    s = cfg.sft
+    bundle = model_bundle(cfg)
+    if samples is None:
+        samples = load_samples(cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed)
+    if chains is None:
+        chains = read_chains(cfg.data.chains or cfg.chains.output)
+    ds = sft_dataset(cfg, bundle, samples, chains)
+    log.info("SFT on %d examples (from %d chains)", len(ds), len(chains))
+
+    args = SFTConfig(
+        output_dir=s.output_dir,
+        learning_rate=s.learning_rate,
+        lr_scheduler_type=s.lr_scheduler_type,
+        warmup_steps=s.warmup_ratio,
+        weight_decay=s.weight_decay,
+        num_train_epochs=s.num_train_epochs,
+        max_steps=max_steps if max_steps is not None else s.max_steps,
+        per_device_train_batch_size=s.per_device_train_batch_size,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        max_length=s.max_length,
+        completion_only_loss=True,
+        save_strategy="steps",
+        save_steps=s.save_steps,
+        save_total_limit=s.save_total_limit,
+        logging_steps=s.logging_steps,
+        seed=s.seed,
+        data_seed=s.seed,
+        report_to="none",
+        use_cpu=use_cpu(),
+        bf16=bf16_ok(cfg.model.dtype),
+        dataloader_num_workers=0,
+        optim="adamw_torch",
+        disable_tqdm=True,
+    )
+    model = load_model(bundle.path, cfg.model.dtype)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=ds,
+        processing_class=bundle.tokenizer,
+        peft_config=lora_config(cfg.lora),
+        callbacks=callbacks,
+    )
+    resume = last_checkpoint(s.output_dir) if s.resume else None
+    if resume:
+        log.info("resuming SFT from %s", resume)
+    t0 = time.perf_counter()
+    out = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - t0
+    final = save_final_adapter(trainer.model, bundle.tokenizer, bundle.template.source, s.output_dir)
+    metrics: dict[str, Any] = dict(out.metrics)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    metrics["first_loss"] = losses[0] if losses else None
+    metrics["last_loss"] = losses[-1] if losses else None
+    metrics["examples"] = len(ds)
+    if s.format_eval_samples > 0:
+        probe = format_probe(trainer.model, bundle, samples[: s.format_eval_samples], n_ctx=cfg.model.n_ctx)
+        metrics.update({f"probe_{k}": v for k, v in probe.items()})
+        log.info("SFT probe: %s", probe)
+    write_run_info(
+        s.output_dir,
+        "sft",
+        {"global_step": trainer.state.global_step, "resumed_from": resume, "train_seconds": seconds, **metrics},
+        cfg,
+    )
+    return StageResult(Path(s.output_dir), final, trainer.state.global_step, resume, seconds, metrics)

@@ -1,0 +1,146 @@
+"""Rewards on hand-built rollouts and twins."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from fastreasonseg.reasoning.grammar import render_rollout
+from fastreasonseg.training.config import RewardSettings
+from fastreasonseg.training.rewards import (
+    AccuracyReward,
+    EmbeddingJudge,
+    FormatReward,
+    JudgeError,
+    OpenAIJudge,
+    ReasoningReward,
+    answer_iou,
+    build_rewards,
+    chain_text,
+)
+
+from .conftest import make_twin, make_video_twin
+
+TWIN = make_twin([(1, "mug", (0, 0, 10, 10)), (2, "table", (5, 0, 15, 10)), (3, "lamp", (40, 20, 50, 30))])
+GOOD = render_rollout("A mug holds drinks.", [1])
+
+
+def cols(twin=TWIN, target=(1,), n=1, **extra):
+    d = {"twin": [twin.model_dump_json()] * n, "target_ids": [list(target)] * n, "sample_id": ["t"] * n}
+    d.update({k: [v] * n for k, v in extra.items()})
+    return d
+
+
+def test_format_reward_scores_and_binary():
+    f = FormatReward()
+    bad_answer = "<reason>x</reason><answer>{ids: 1}</answer>"
+    out = f(prompts=None, completions=[GOOD, "nonsense", bad_answer, '<reason></reason><answer>{"ids": []}</answer>'])
+    assert out[0] == 1.0
+    assert out[1] < out[2] < 1.0
+    assert out[3] == pytest.approx(0.9)
+    assert FormatReward("binary")(completions=[GOOD, bad_answer]) == [1.0, 0.0]
+
+
+def test_format_reward_accepts_conversational_completions():
+    assert FormatReward()(completions=[[{"role": "assistant", "content": GOOD}]]) == [1.0]
+
+
+def test_accuracy_reward_iou():
+    acc = AccuracyReward()
+    # exact, partial overlap (mug 100 px vs mug∪table 150 px), wrong, no answer
+    rollouts = [GOOD, render_rollout("r", [1, 2]), render_rollout("r", [3]), "<reason>r</reason>"]
+    out = acc(completions=rollouts, **cols(n=4))
+    assert out[0] == 1.0
+    assert out[1] == pytest.approx(100 / 150)
+    assert out[2] == 0.0
+    assert out[3] == 0.0
+    assert acc.failures == 0
+
+
+def test_accuracy_empty_vs_empty_scores_one():
+    acc = AccuracyReward()
+    assert acc(completions=[render_rollout("nothing", [])], **cols(target=())) == [1.0]
+    assert acc(completions=[render_rollout("nothing", [])], **cols(target=(1,))) == [0.0]
+    assert acc(completions=[GOOD], **cols(target=())) == [0.0]
+
+
+def test_accuracy_video_is_per_frame_mean():
+    v = make_video_twin()
+    # cat (id 2) is absent in frame 2: answering dog+cat for target dog scores IoU<1 on frames 0,1 and 1 on frame 2
+    pred = v.masks([1, 2])
+    gt = v.masks([1])
+    expect = np.mean([(pred[f] & gt[f]).sum() / (pred[f] | gt[f]).sum() for f in (0, 1, 2)])
+    assert answer_iou(v, [1, 2], [1]) == pytest.approx(expect)
+    assert answer_iou(v, [2], [2]) == 1.0
+    # frame 2 has no cat and no prediction: an empty union scores 1 (DAVIS J convention)
+    assert answer_iou(v, [99], [2]) == pytest.approx(1 / 3)
+
+
+def test_reward_that_raises_scores_zero_and_is_counted(caplog):
+    acc = AccuracyReward()
+    out = acc(completions=[GOOD, GOOD], twin=["{not json", TWIN.model_dump_json()], target_ids=[[1], [1]])
+    assert out == [0.0, 1.0]
+    assert acc.failures == 1
+    assert "accuracy reward failed" in caplog.text
+    # a missing column is also a per-sample failure, not a crash
+    assert AccuracyReward()(completions=[GOOD]) == [0.0]
+
+
+def test_chain_text_drops_results_and_answer():
+    r = render_rollout("Look at the mug.", [1], rounds=[([{"tool": "attributes", "args": {"id": 1}}], {"x": 1})])
+    t = chain_text(r)
+    assert "Look at the mug." in t and "attributes" in t and '"x"' not in t and "ids" not in t
+
+
+class FakeJudge:
+    def score_pairs(self, student, teacher):
+        return [1.0 if s == t else 0.25 for s, t in zip(student, teacher, strict=True)]
+
+
+def test_reasoning_reward_with_reference_and_missing():
+    rr = ReasoningReward(FakeJudge())
+    out = rr(completions=[GOOD, render_rollout("other", [1]), GOOD], reference=[GOOD, GOOD, ""])
+    assert out == [1.0, 0.25, 0.0]
+
+
+def test_embedding_judge_orders_similarity():
+    j = EmbeddingJudge()
+    s = j.score_pairs(
+        ["A mug is used to drink hot coffee.", "The giraffe runs across the savanna."],
+        ["You drink coffee from a mug.", "You drink coffee from a mug."],
+    )
+    assert 0.0 <= s[1] < s[0] <= 1.0
+    assert s[0] > 0.5
+
+
+def test_openai_judge_parses_score_and_timeout_is_counted():
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = request.read().decode()
+        if "slow" in body:
+            raise httpx.ReadTimeout("timed out", request=request)
+        if "garbage" in body:
+            return httpx.Response(200, json={"choices": [{"message": {"content": "no idea"}}]})
+        return httpx.Response(200, json={"choices": [{"message": {"content": "8"}}]})
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    judge = OpenAIJudge("http://judge.invalid/v1", "m", client=client, timeout=0.1)
+    assert judge.score_one("a", "b") == pytest.approx(0.8)
+    with pytest.raises(JudgeError, match="timed out"):
+        judge.score_one("slow", "b")
+    rr = ReasoningReward(judge)
+    out = rr(
+        completions=[GOOD, render_rollout("slow", [1]), render_rollout("garbage", [1])],
+        reference=[GOOD, GOOD, GOOD],
+    )
+    assert out == [pytest.approx(0.8), 0.0, 0.0]
+    assert rr.failures == 2
+
+
+def test_build_rewards_weights():
+    funcs, w = build_rewards(RewardSettings(), reasoning=False)
+    assert [f.__name__ for f in funcs] == ["format", "accuracy"] and w == [1.0, 1.0]
+    funcs, w = build_rewards(RewardSettings(), reasoning=True, judge=FakeJudge())
+    assert [f.__name__ for f in funcs] == ["format", "accuracy", "reasoning"] and w == [1.0, 1.0, 0.5]
+    funcs, w = build_rewards(RewardSettings(judge="none"), reasoning=True)
+    assert len(funcs) == 2
