@@ -146,3 +146,15 @@ def test_subprocess_exit_codes(gt_dir, eroded_dir, tmp_path):
     bad = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and "missing" in bad.stderr
+
+
+def test_davis2017_palette_gt_void_is_ignored(tmp_path):
+    fixture = Path(__file__).resolve().parents[1] / "data" / "fixtures" / "davis2017"
+    pred = tmp_path / "pred" / "two-objects"
+    pred.mkdir(parents=True)
+    for p in sorted((fixture / "Annotations" / "480p" / "two-objects").glob("*.png")):
+        lab = np.asarray(Image.open(p))
+        fg = (lab != 0) | (lab == 255)  # objects plus every void pixel
+        Image.fromarray((fg * 255).astype(np.uint8)).save(pred / p.name)
+    rep = score_mask_folders(tmp_path / "pred", fixture)
+    assert rep.J == 1.0 and rep.F == 1.0

@@ -1,7 +1,8 @@
 """Score a DAVIS-layout folder of predicted masks against ground truth (J, F, J&F per sequence).
 
 Layout of both folders: ``<dir>/<sequence>/<frame>.png``. A pixel is foreground when its value is non-zero (DAVIS-2016
-masks are 0/255; palette PNGs of DAVIS-2017 are read as their indices, so every object counts as foreground).
+masks are 0/255; palette PNGs of DAVIS-2017 are read as their indices, so every object counts as foreground, and the
+ground truth's void index 255 is excluded from scoring as in the DAVIS evaluation).
 The ground-truth folder may also be a DAVIS root (``<root>/Annotations/480p`` is then used).
 
 The frames scored are the ground truth's. A predicted frame that is missing, unreadable or of the wrong size is
@@ -23,6 +24,8 @@ from PIL import Image, UnidentifiedImageError
 from fastreasonseg.errors import InputError
 from fastreasonseg.eval.metrics import boundary_prf, davis_statistics, region_j
 
+VOID = 255  # DAVIS-2017 palette index of "void" pixels
+
 __all__ = ["FolderReport", "SequenceReport", "read_mask_png", "resolve_gt_dir", "score_mask_folders"]
 
 
@@ -43,6 +46,17 @@ def read_mask_png(path: Path) -> np.ndarray:
     if a.ndim != 2:
         raise ValueError(f"expected a single-channel mask, got shape {a.shape}")
     return a
+
+
+def _read_gt(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(foreground, void) of a ground-truth PNG; palette index 255 is DAVIS-2017's void (excluded from scoring)."""
+    with Image.open(path) as im:
+        palette = im.mode == "P"
+    a = read_mask_png(path)
+    if palette:
+        void = a == VOID
+        return (a != 0) & ~void, (void if void.any() else None)
+    return a != 0, None
 
 
 def resolve_gt_dir(gt: str | os.PathLike) -> Path:
@@ -197,7 +211,7 @@ def score_mask_folders(
         rep = SequenceReport(seq)
         for gpath in gt_frames:
             try:
-                g = read_mask_png(gpath) != 0
+                g, void = _read_gt(gpath)
             except (OSError, ValueError) as exc:
                 raise InputError(f"cannot read ground-truth mask {gpath}: {exc}") from None
             ppath = pred_dir / seq / gpath.name
@@ -218,8 +232,8 @@ def score_mask_folders(
             if p is None:
                 p = np.zeros_like(g)
             rep.frames.append(gpath.name)
-            rep.j.append(float(region_j(p, g)))
-            rep.f.append(boundary_prf(p, g)[2])
+            rep.j.append(float(region_j(p, g, void)))
+            rep.f.append(boundary_prf(p, g, void=void)[2])
         report.sequences[seq] = rep
         if progress is not None:
             progress(seq, k + 1, len(wanted))
