@@ -1,0 +1,354 @@
+"""Train / val / test splits of synthetic samples that test generalisation, and their JSONL files.
+
+Held out from the training split (recorded in the manifest):
+
+* **objects** - about 10% of the knowledge entries (at least one per category of 5+ entries,
+  never people). They never appear in a training scene at all; in val/test about half of the
+  samples are steered to have one of them among the targets.
+* **facts** - about 12% of the uses and 12% of the traits: no training query asks about them.
+* **phrasings** - the last template of every query kind (:func:`~.queries.heldout_template_ids`).
+
+Each sample records which of these it exercises (``novel``), so an evaluation can report seen vs
+novel separately. Everything is deterministic given the seed: sample ``i`` of a split is generated
+from ``numpy.random.default_rng([seed, split code, i])`` alone, so any sample can be regenerated
+without the others and changing ``--train`` does not change val or test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastreasonseg.data.synthetic.knowledge import KnowledgeBase, load_knowledge
+from fastreasonseg.data.synthetic.queries import (
+    CATEGORIES,
+    TEMPLATES,
+    QueryContext,
+    QueryGenerator,
+    heldout_template_ids,
+)
+from fastreasonseg.data.synthetic.scenes import SETTINGS, VIDEO_SETTINGS, SceneGenerator
+from fastreasonseg.twin.schema import DigitalTwin
+
+SPLITS = ("train", "val", "test")
+_SPLIT_CODE = {"train": 1, "val": 2, "test": 3}
+CATEGORY_WEIGHTS = {"semantic": 0.4, "spatial": 0.3, "temporal": 0.3}
+NO_TARGET_RATE = 0.1
+SEMANTIC_VIDEO_RATE = 0.3
+DEFAULT_SIZES = {"train": 2000, "val": 200, "test": 300}
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """What the training split never sees."""
+
+    objects: tuple[str, ...]
+    uses: tuple[str, ...]
+    traits: tuple[str, ...]
+    templates: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "objects": list(self.objects),
+            "uses": list(self.uses),
+            "traits": list(self.traits),
+            "templates": list(self.templates),
+        }
+
+
+def make_holdout(seed: int, kb: KnowledgeBase | None = None, frac_objects=0.1, frac_facts=0.12) -> Holdout:
+    """Choose the held-out objects, uses, traits and templates for ``seed``."""
+    kb = kb or load_knowledge()
+    rng = np.random.default_rng([seed, 99])
+    objects: list[str] = []
+    for cat in kb.categories:
+        if cat == "person":
+            continue
+        keys = [k for k in kb.keys if kb[k].category == cat]
+        if len(keys) < 5:
+            continue
+        n = max(1, round(frac_objects * len(keys)))
+        objects += [str(k) for k in rng.choice(keys, size=n, replace=False)]
+    uses = [str(u) for u in rng.choice(kb.all_uses, size=round(frac_facts * len(kb.all_uses)), replace=False)]
+    traits = [str(t) for t in rng.choice(kb.all_traits, size=round(frac_facts * len(kb.all_traits)), replace=False)]
+    return Holdout(tuple(sorted(objects)), tuple(sorted(uses)), tuple(sorted(traits)), tuple(heldout_template_ids()))
+
+
+@dataclass
+class SyntheticSample:
+    """One training / evaluation example: a twin, an implicit query, its answer and a reference rationale."""
+
+    uid: str
+    split: str
+    seed: list[int]
+    """The ``numpy.random.default_rng`` seed the sample was generated from."""
+    twin: DigitalTwin
+    query: str
+    ids: list[int]
+    """Target track ids (``[]`` = the asked-for thing is not in the scene)."""
+    category: str
+    level: int
+    rationale: str
+    template_id: str
+    objects: dict[int, str]
+    """Instance id -> knowledge key of every object in the twin."""
+    target_keys: list[str]
+    facts: list[str]
+    setting: str
+    plan: list[dict] | None = None
+    novel: list[str] = field(default_factory=list)
+    """Held-out parts this sample exercises: ``object``, ``fact``, ``template``."""
+
+    @property
+    def no_target(self) -> bool:
+        return not self.ids
+
+    @property
+    def media(self) -> str:
+        return self.twin.source.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "split": self.split,
+            "seed": list(self.seed),
+            "query": self.query,
+            "ids": list(self.ids),
+            "category": self.category,
+            "level": self.level,
+            "rationale": self.rationale,
+            "plan": self.plan,
+            "template_id": self.template_id,
+            "objects": {str(k): v for k, v in self.objects.items()},
+            "target_keys": list(self.target_keys),
+            "facts": list(self.facts),
+            "setting": self.setting,
+            "novel": list(self.novel),
+            "twin": self.twin.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SyntheticSample:
+        return cls(
+            uid=d["uid"],
+            split=d["split"],
+            seed=list(d["seed"]),
+            twin=DigitalTwin.from_dict(d["twin"], source=d.get("uid")),
+            query=d["query"],
+            ids=[int(i) for i in d["ids"]],
+            category=d["category"],
+            level=int(d["level"]),
+            rationale=d["rationale"],
+            plan=d.get("plan"),
+            template_id=d["template_id"],
+            objects={int(k): v for k, v in d["objects"].items()},
+            target_keys=list(d["target_keys"]),
+            facts=list(d["facts"]),
+            setting=d["setting"],
+            novel=list(d.get("novel", [])),
+        )
+
+
+def _settings_for(key: str, kb: KnowledgeBase, video: bool) -> list[str]:
+    places = set(kb[key].places)
+    names = [s for s, (p, _) in SETTINGS.items() if p in places]
+    if video:
+        names = [s for s in names if s in VIDEO_SETTINGS]
+    return names
+
+
+class _Generators:
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self.scenes = SceneGenerator(kb)
+        self.queries = QueryGenerator(kb)
+
+
+def generate_sample(
+    split: str, index: int, seed: int, holdout: Holdout, *, kb: KnowledgeBase | None = None, _gens=None
+) -> SyntheticSample:
+    """Sample ``index`` of ``split`` (deterministic given ``seed``)."""
+    if split not in _SPLIT_CODE:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    kb = kb or load_knowledge()
+    gens = _gens or _Generators(kb)
+    sample_seed = [int(seed), _SPLIT_CODE[split], int(index)]
+    rng = np.random.default_rng(sample_seed)
+    train = split == "train"
+    held_obj = set(holdout.objects)
+    ctx = QueryContext(
+        allowed_uses=set(kb.all_uses) - set(holdout.uses) if train else None,
+        allowed_traits=set(kb.all_traits) - set(holdout.traits) if train else None,
+        allowed_templates=None,
+        heldout_templates=set(holdout.templates),
+        prefer_heldout=0.0 if train else 0.4,
+    )
+    if train:
+        ctx.allowed_templates = {f"{k}.{i}" for k, v in TEMPLATES.items() for i in range(len(v))} - set(holdout.templates)
+    allowed_keys = set(kb.keys) - held_obj if train else None
+    category = str(rng.choice(CATEGORIES, p=[CATEGORY_WEIGHTS[c] for c in CATEGORIES]))
+    level = int(rng.integers(1, 4))
+    no_target = bool(rng.random() < NO_TARGET_RATE)
+    want_novel_object = (not train) and rng.random() < 0.5
+    want_novel_fact = (not train) and category == "semantic" and not want_novel_object and rng.random() < 0.5
+    if want_novel_fact:
+        ctx.allowed_uses, ctx.allowed_traits = set(holdout.uses), set(holdout.traits)
+    fact_keys = [k for k in kb.keys if set(kb[k].uses) & set(holdout.uses) or set(kb[k].traits) & set(holdout.traits)]
+    for attempt in range(120):
+        if attempt == 60:
+            ctx.allowed_uses = set(kb.all_uses) - set(holdout.uses) if train else None
+            ctx.allowed_traits = set(kb.all_traits) - set(holdout.traits) if train else None
+        if attempt == 90:
+            level, no_target = 1, False  # some scenes support no query of the drawn level: fall back
+        video = category == "temporal" or (category == "semantic" and rng.random() < SEMANTIC_VIDEO_RATE)
+        required: list[str] = []
+        setting = None
+        if (want_novel_object or want_novel_fact) and attempt < 30:
+            pool = holdout.objects if want_novel_object else fact_keys
+            cand = [k for k in pool if _settings_for(k, kb, video)]
+            if cand:
+                k = str(rng.choice(cand))
+                required = [k]
+                setting = str(rng.choice(_settings_for(k, kb, video)))
+        if video:
+            scene = gens.scenes.video(rng, setting=setting, allowed_keys=allowed_keys, required_keys=required)
+        else:
+            scene = gens.scenes.image(rng, setting=setting, allowed_keys=allowed_keys, required_keys=required)
+        draft = gens.queries.generate(rng, scene, category, level, ctx, no_target=no_target)
+        if draft is None:
+            continue
+        target_keys = [scene.obj(i).key for i in draft.ids]
+        if want_novel_object and attempt < 30 and not (set(target_keys) & held_obj):
+            continue
+        novel = []
+        if set(target_keys) & held_obj:
+            novel.append("object")
+        if any(f.split(":", 1)[1] in holdout.uses or f.split(":", 1)[1] in holdout.traits for f in draft.facts):
+            novel.append("fact")
+        if draft.template_id in holdout.templates:
+            novel.append("template")
+        return SyntheticSample(
+            uid=f"{split}-{seed}-{index:06d}",
+            split=split,
+            seed=sample_seed,
+            twin=scene.twin,
+            query=draft.query,
+            ids=sorted(draft.ids),
+            category=draft.category,
+            level=draft.level,
+            rationale=draft.rationale,
+            plan=draft.plan,
+            template_id=draft.template_id,
+            objects={o.id: o.key for o in scene.objects},
+            target_keys=target_keys,
+            facts=draft.facts,
+            setting=scene.setting,
+            novel=novel,
+        )
+    raise RuntimeError(f"could not generate sample {index} of {split} (seed {seed})")  # pragma: no cover
+
+
+def iter_split(split: str, n: int, seed: int, holdout: Holdout, kb: KnowledgeBase | None = None) -> Iterator[SyntheticSample]:
+    kb = kb or load_knowledge()
+    gens = _Generators(kb)
+    for i in range(n):
+        yield generate_sample(split, i, seed, holdout, kb=kb, _gens=gens)
+
+
+def generate_dataset(
+    seed: int = 0, train: int = 2000, val: int = 200, test: int = 300
+) -> tuple[dict[str, list[SyntheticSample]], dict[str, Any]]:
+    """All three splits and the manifest (held-out sets, sizes, statistics)."""
+    kb = load_knowledge()
+    holdout = make_holdout(seed, kb)
+    sizes = {"train": train, "val": val, "test": test}
+    splits = {s: list(iter_split(s, n, seed, holdout, kb)) for s, n in sizes.items()}
+    return splits, manifest(seed, holdout, splits, kb)
+
+
+def split_stats(samples: Iterable[SyntheticSample]) -> dict[str, Any]:
+    samples = list(samples)
+    return {
+        "samples": len(samples),
+        "by_category_level": dict(sorted(Counter(f"{s.category}/L{s.level}" for s in samples).items())),
+        "media": dict(Counter(s.media for s in samples)),
+        "no_target": sum(s.no_target for s in samples),
+        "multi_target": sum(len(s.ids) > 1 for s in samples),
+        "with_plan": sum(s.plan is not None for s in samples),
+        "novel": dict(Counter(n for s in samples for n in s.novel)),
+        "mean_instances_per_frame": round(
+            float(np.mean([s.twin.num_instances() / len(s.twin.frames) for s in samples])) if samples else 0.0, 2
+        ),
+    }
+
+
+def manifest(seed: int, holdout: Holdout, splits: dict[str, list[SyntheticSample]], kb: KnowledgeBase) -> dict:
+    return {
+        "generator": "fastreasonseg.data.synthetic",
+        "format_version": 1,
+        "seed": seed,
+        "sizes": {s: len(v) for s, v in splits.items()},
+        "knowledge_entries": len(kb),
+        "heldout": holdout.to_dict(),
+        "stats": {s: split_stats(v) for s, v in splits.items()},
+    }
+
+
+def save_jsonl(samples: Iterable[SyntheticSample], path: str | Path) -> int:
+    """Write one sample per line; returns the number written."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for s in samples:
+            f.write(json.dumps(s.to_dict(), separators=(",", ":")) + "\n")
+            n += 1
+    return n
+
+
+def load_jsonl(path: str | Path) -> list[SyntheticSample]:
+    """Read samples written by :func:`save_jsonl` (twins are validated on load)."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                out.append(SyntheticSample.from_dict(json.loads(line)))
+    return out
+
+
+def write_dataset(
+    out_dir: str | Path, *, seed: int = 0, train: int = 2000, val: int = 200, test: int = 300, force: bool = False
+) -> dict:
+    """Generate and write ``train.jsonl``, ``val.jsonl``, ``test.jsonl`` and ``manifest.json``; returns the manifest."""
+    out = Path(out_dir)
+    names = [out / f"{s}.jsonl" for s in SPLITS] + [out / "manifest.json"]
+    existing = [str(p) for p in names if p.exists()]
+    if existing and not force:
+        raise FileExistsError(f"{', '.join(existing)} already exist(s); pass force=True (--force) to overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    splits, man = generate_dataset(seed, train, val, test)
+    for s in SPLITS:
+        save_jsonl(splits[s], out / f"{s}.jsonl")
+    (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n", encoding="utf-8")
+    return man
+
+
+__all__ = [
+    "DEFAULT_SIZES",
+    "SPLITS",
+    "Holdout",
+    "SyntheticSample",
+    "generate_dataset",
+    "generate_sample",
+    "iter_split",
+    "load_jsonl",
+    "make_holdout",
+    "manifest",
+    "save_jsonl",
+    "split_stats",
+    "write_dataset",
+]
