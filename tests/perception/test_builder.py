@@ -174,7 +174,7 @@ def test_missing_model_dir_raises_model_load_error(make_config, coffee, tmp_path
         TwinBuilder(make_config(segmenter=missing)).build(coffee)
     assert ei.value.role == "segmenter"
     (tmp_path / "notamodel").mkdir()
-    with pytest.raises(ModelLoadError, match="config.json"):
+    with pytest.raises(ModelLoadError, match=r"config\.json"):
         TwinBuilder(make_config(depth=str(tmp_path / "notamodel"))).build(coffee)
     bad = tmp_path / "broken"
     bad.mkdir()
