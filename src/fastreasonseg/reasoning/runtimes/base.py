@@ -10,6 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from fastreasonseg.errors import FastReasonSegError
+
+
+class RuntimeUnavailableError(FastReasonSegError):
+    """A runtime cannot answer: an endpoint that is unreachable, times out, fails or returns nonsense."""
+
 
 @dataclass(frozen=True)
 class ChatPrompt:
@@ -35,6 +41,8 @@ class Completion:
     prefill_ms: float = 0.0
     decode_ms: float = 0.0
     error: str | None = None
+    total_ms: float = 0.0
+    """Wall time of the call (for HTTP runtimes that cannot split it into prefill and decode)."""
 
 
 @runtime_checkable

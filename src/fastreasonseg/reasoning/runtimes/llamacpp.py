@@ -315,72 +315,98 @@ class LlamaCppRuntime:
         ``cache_prefix`` (optional) is the leading part of ``prompt.user`` shared by questions about one twin (the
         twin view); it is kept evaluated in a snapshot. Without it the shared part is detected between calls.
         """
-        if max_tokens <= 0:
-            raise InputError(f"max_tokens must be positive, got {max_tokens}")
         rendered = self.template.render(prompt, assistant_prefix)
         with self._lock:
-            t0 = time.perf_counter()
-            tokens = self.tokenize(rendered.text)
-            n_prompt = len(tokens)
-            if n_prompt >= self.n_ctx:
-                raise InputError(
-                    f"the prompt has {n_prompt} tokens but the context window is {self.n_ctx}; "
-                    f"pass a larger n_ctx to LlamaCppRuntime or shorten the twin view"
-                )
-            max_new = min(max_tokens, self.n_ctx - n_prompt)
-            g = self._grammar(grammar) if grammar else None
             boundary = self._boundary_text(rendered, cache_prefix)
             self._last_rendered = rendered
-            self._prepare_prefix(tokens, boundary)
-            cached = min(common_prefix_len(self.llm._input_ids, tokens), n_prompt - 1)
-            if temperature > 0:
-                self.llm.set_seed(self.seed if seed is None else int(seed))
+            return self._run(rendered.text, boundary, stop, max_tokens, grammar, temperature, seed)
 
-            scanner = StopScanner(stop)
-            pending = b""
-            n_new = 0
-            t_first: float | None = None
-            finish: str = "length"
-            stopped_on: str | None = None
-            gen = self.llm.generate(
-                tokens,
-                temp=max(0.0, float(temperature)),
-                top_k=40,
-                top_p=0.95,
-                min_p=0.05,
-                repeat_penalty=1.0,
-                reset=True,
-                grammar=g,
+    def complete_text(
+        self,
+        text: str,
+        *,
+        stop: list[str],
+        max_tokens: int,
+        grammar: str | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> Completion:
+        """Continue an already rendered prompt (what an OpenAI-compatible ``/v1/completions`` server receives)."""
+        with self._lock:
+            return self._run(text, None, stop, max_tokens, grammar, temperature, seed)
+
+    def _run(
+        self,
+        text: str,
+        boundary: str | None,
+        stop: list[str],
+        max_tokens: int,
+        grammar: str | None,
+        temperature: float,
+        seed: int | None,
+    ) -> Completion:
+        if max_tokens <= 0:
+            raise InputError(f"max_tokens must be positive, got {max_tokens}")
+        t0 = time.perf_counter()
+        tokens = self.tokenize(text)
+        n_prompt = len(tokens)
+        if n_prompt >= self.n_ctx:
+            raise InputError(
+                f"the prompt has {n_prompt} tokens but the context window is {self.n_ctx}; "
+                f"pass a larger n_ctx to LlamaCppRuntime or shorten the twin view"
             )
-            try:
-                for tok in gen:
-                    if t_first is None:
-                        t_first = time.perf_counter()
-                    n_new += 1
-                    if self._lib.llama_vocab_is_eog(self._vocab, tok):
-                        finish = "stop"
-                        break
-                    pending += self.llm.detokenize([tok], special=False)
-                    try:
-                        piece, pending = pending.decode("utf-8"), b""
-                    except UnicodeDecodeError:
-                        if len(pending) < 4:
-                            continue  # an incomplete multi-byte character: wait for its next bytes
-                        piece, pending = pending.decode("utf-8", errors="replace"), b""
-                    if scanner.feed(piece) is not None:
-                        finish, stopped_on = "stop", scanner.stopped_on
-                        break
-                    if n_new >= max_new:
-                        break
-            finally:
-                with contextlib.suppress(Exception):
-                    gen.close()
-            if pending and stopped_on is None:
-                scanner.feed(pending.decode("utf-8", errors="replace"))
-                stopped_on = scanner.stopped_on
-                if stopped_on is not None:
+        max_new = min(max_tokens, self.n_ctx - n_prompt)
+        g = self._grammar(grammar) if grammar else None
+        self._prepare_prefix(tokens, boundary)
+        cached = min(common_prefix_len(self.llm._input_ids, tokens), n_prompt - 1)
+        if temperature > 0:
+            self.llm.set_seed(self.seed if seed is None else int(seed))
+
+        scanner = StopScanner(stop)
+        pending = b""
+        n_new = 0
+        t_first: float | None = None
+        finish: str = "length"
+        stopped_on: str | None = None
+        gen = self.llm.generate(
+            tokens,
+            temp=max(0.0, float(temperature)),
+            top_k=40,
+            top_p=0.95,
+            min_p=0.05,
+            repeat_penalty=1.0,
+            reset=True,
+            grammar=g,
+        )
+        try:
+            for tok in gen:
+                if t_first is None:
+                    t_first = time.perf_counter()
+                n_new += 1
+                if self._lib.llama_vocab_is_eog(self._vocab, tok):
                     finish = "stop"
-            t_end = time.perf_counter()
+                    break
+                pending += self.llm.detokenize([tok], special=False)
+                try:
+                    piece, pending = pending.decode("utf-8"), b""
+                except UnicodeDecodeError:
+                    if len(pending) < 4:
+                        continue  # an incomplete multi-byte character: wait for its next bytes
+                    piece, pending = pending.decode("utf-8", errors="replace"), b""
+                if scanner.feed(piece) is not None:
+                    finish, stopped_on = "stop", scanner.stopped_on
+                    break
+                if n_new >= max_new:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                gen.close()
+        if pending and stopped_on is None:
+            scanner.feed(pending.decode("utf-8", errors="replace"))
+            stopped_on = scanner.stopped_on
+            if stopped_on is not None:
+                finish = "stop"
+        t_end = time.perf_counter()
         t_first = t_first or t_end
         return Completion(
             text=scanner.text,
@@ -391,6 +417,7 @@ class LlamaCppRuntime:
             completion_tokens=n_new,
             prefill_ms=(t_first - t0) * 1000.0,
             decode_ms=(t_end - t_first) * 1000.0,
+            total_ms=(t_end - t0) * 1000.0,
         )
 
     def __repr__(self) -> str:
