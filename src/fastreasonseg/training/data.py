@@ -96,7 +96,7 @@ def sample_from_record(rec: dict[str, Any], base: Path | None = None, line: int 
     reference = _first(rec, "reference", "rationale", "rollout", "chain")
     level = _first(rec, "level", default=0)
     return TrainSample(
-        sample_id=str(_first(rec, "sample_id", "id", default=f"sample-{line}")),
+        sample_id=str(_first(rec, "sample_id", "uid", "id", default=f"sample-{line}")),
         twin=twin,
         query=query,
         target_ids=[int(i) for i in target],
@@ -104,7 +104,7 @@ def sample_from_record(rec: dict[str, Any], base: Path | None = None, line: int 
         category=str(_first(rec, "category", "kind", default="")),
         level=int(level) if isinstance(level, (int, float, str)) and str(level).isdigit() else 0,
         split=str(_first(rec, "split", default="")),
-        extra={k: v for k, v in rec.items() if k in ("multi", "no_target", "phrasing", "template")},
+        extra={k: v for k, v in rec.items() if k in ("novel", "template_id", "setting", "plan")},
     )
 
 
@@ -142,23 +142,8 @@ def load_samples(
     random subset."""
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"samples path must be a path, got {type(path).__name__}")
-    try:
-        from fastreasonseg.data.synthetic import io as _syn_io  # type: ignore[attr-defined]
-    except Exception:  # the synthetic package's reader is optional: the JSONL records are read here too
-        _syn_io = None
     p = samples_file(path, split)
-    out: list[TrainSample] = []
-    if _syn_io is not None and hasattr(_syn_io, "read_samples"):
-        try:
-            for k, s in enumerate(_syn_io.read_samples(p)):
-                rec = s.to_dict() if hasattr(s, "to_dict") else dict(s)
-                out.append(sample_from_record(rec, p.parent, k + 1))
-        except InputError:
-            raise
-        except Exception:
-            out = []
-    if not out:
-        out = [sample_from_record(rec, p.parent, n) for n, rec in _iter_jsonl(p)]
+    out = [sample_from_record(rec, p.parent, n) for n, rec in _iter_jsonl(p)]
     if not out:
         raise InputError(f"{p} holds no samples")
     if limit is not None and limit < len(out):
