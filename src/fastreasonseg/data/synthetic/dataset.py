@@ -190,26 +190,27 @@ def generate_sample(
         prefer_heldout=0.0 if train else 0.4,
     )
     if train:
-        ctx.allowed_templates = {f"{k}.{i}" for k, v in TEMPLATES.items() for i in range(len(v))} - set(holdout.templates)
+        ctx.allowed_templates = {f"{k}.{i}" for k, v in TEMPLATES.items() for i in range(len(v))} - set(
+            holdout.templates
+        )
     allowed_keys = set(kb.keys) - held_obj if train else None
     category = str(rng.choice(CATEGORIES, p=[CATEGORY_WEIGHTS[c] for c in CATEGORIES]))
     level = int(rng.integers(1, 4))
     no_target = bool(rng.random() < NO_TARGET_RATE)
-    want_novel_object = (not train) and rng.random() < 0.5
+    want_novel_object = (not train) and not no_target and rng.random() < 0.5
     want_novel_fact = (not train) and category == "semantic" and not want_novel_object and rng.random() < 0.5
     if want_novel_fact:
         ctx.allowed_uses, ctx.allowed_traits = set(holdout.uses), set(holdout.traits)
     fact_keys = [k for k in kb.keys if set(kb[k].uses) & set(holdout.uses) or set(kb[k].traits) & set(holdout.traits)]
-    for attempt in range(120):
-        if attempt == 60:
+    for attempt in range(40):
+        if attempt == 20:
             ctx.allowed_uses = set(kb.all_uses) - set(holdout.uses) if train else None
             ctx.allowed_traits = set(kb.all_traits) - set(holdout.traits) if train else None
-        if attempt == 90:
-            level, no_target = 1, False  # some scenes support no query of the drawn level: fall back
         video = category == "temporal" or (category == "semantic" and rng.random() < SEMANTIC_VIDEO_RATE)
         required: list[str] = []
         setting = None
-        if (want_novel_object or want_novel_fact) and attempt < 30:
+        steer = (want_novel_object or want_novel_fact) and attempt < 12
+        if steer:
             pool = holdout.objects if want_novel_object else fact_keys
             cand = [k for k in pool if _settings_for(k, kb, video)]
             if cand:
@@ -220,16 +221,27 @@ def generate_sample(
             scene = gens.scenes.video(rng, setting=setting, allowed_keys=allowed_keys, required_keys=required)
         else:
             scene = gens.scenes.image(rng, setting=setting, allowed_keys=allowed_keys, required_keys=required)
-        draft = gens.queries.generate(rng, scene, category, level, ctx, no_target=no_target)
+        # the drawn level first (twice); after a few scenes, other levels of the category too
+        tries = [(level, no_target), (level, no_target)]
+        if attempt >= 6:
+            tries += [(lv, False) for lv in (1, 2, 3) if lv != level]
+        draft = None
+        for lv, nt in tries:
+            draft = gens.queries.generate(rng, scene, category, lv, ctx, no_target=nt)
+            if draft is not None:
+                break
         if draft is None:
             continue
         target_keys = [scene.obj(i).key for i in draft.ids]
-        if want_novel_object and attempt < 30 and not (set(target_keys) & held_obj):
+        if want_novel_object and attempt < 12 and not (set(target_keys) & held_obj):
             continue
         novel = []
         if set(target_keys) & held_obj:
             novel.append("object")
-        if any(f.split(":", 1)[1] in holdout.uses or f.split(":", 1)[1] in holdout.traits for f in draft.facts):
+        if any(
+            f.startswith(("use:", "trait:")) and f.split(":", 1)[1] in {*holdout.uses, *holdout.traits}
+            for f in draft.facts
+        ):
             novel.append("fact")
         if draft.template_id in holdout.templates:
             novel.append("template")
@@ -254,7 +266,9 @@ def generate_sample(
     raise RuntimeError(f"could not generate sample {index} of {split} (seed {seed})")  # pragma: no cover
 
 
-def iter_split(split: str, n: int, seed: int, holdout: Holdout, kb: KnowledgeBase | None = None) -> Iterator[SyntheticSample]:
+def iter_split(
+    split: str, n: int, seed: int, holdout: Holdout, kb: KnowledgeBase | None = None
+) -> Iterator[SyntheticSample]:
     kb = kb or load_knowledge()
     gens = _Generators(kb)
     for i in range(n):

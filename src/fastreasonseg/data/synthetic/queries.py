@@ -544,7 +544,9 @@ class QueryGenerator:
         reason = f"To {use} you use {_names(keys)}. " + self._evidence(targets)
         ids = [t.id for t in targets]
         plan = self._relabel_plan(rng, targets, ctx)
-        return QueryDraft(tpl.format(use=use), ids, "semantic", 1, self._finish(reason, ids, plan), tid, [f"use:{use}"], plan)
+        return QueryDraft(
+            tpl.format(use=use), ids, "semantic", 1, self._finish(reason, ids, plan), tid, [f"use:{use}"], plan
+        )
 
     def sem_trait(self, rng, objs, ctx, *, no_target=False) -> QueryDraft | None:
         kb = self.kb
@@ -586,7 +588,9 @@ class QueryGenerator:
             targets = [o for o in objs if o.entry.has(prop)]
             if bool(targets) == no_target:
                 continue
-            if any(o.mislabelled and o.label in self.kb and self.kb[o.label].has(prop) for o in objs if o not in targets):
+            if any(
+                o.mislabelled and o.label in self.kb and self.kb[o.label].has(prop) for o in objs if o not in targets
+            ):
                 continue
             phrase, word = PROPERTY_PHRASES[prop]
             tid, tpl = self._template(rng, "prop", ctx)
@@ -595,7 +599,9 @@ class QueryGenerator:
             else:
                 reason = f"Nothing here is {word}."
             ids = [t.id for t in targets]
-            return QueryDraft(tpl.format(prop=phrase), ids, "semantic", 1, self._finish(reason, ids, None), tid, [f"prop:{prop}"])
+            return QueryDraft(
+                tpl.format(prop=phrase), ids, "semantic", 1, self._finish(reason, ids, None), tid, [f"prop:{prop}"]
+            )
         return None
 
     def sem_cat(self, rng, objs, ctx, *, no_target=False) -> QueryDraft | None:
@@ -605,7 +611,11 @@ class QueryGenerator:
             targets = [o for o in objs if o.entry.category == cat]
             if bool(targets) == no_target:
                 continue
-            if any(o.mislabelled and o.label in self.kb and self.kb[o.label].category == cat for o in objs if o not in targets):
+            if any(
+                o.mislabelled and o.label in self.kb and self.kb[o.label].category == cat
+                for o in objs
+                if o not in targets
+            ):
                 continue
             _, cats_pl = CATEGORY_NOUNS[cat]
             tid, tpl = self._template(rng, "cat", ctx)
@@ -615,7 +625,9 @@ class QueryGenerator:
                 else f"There are no {cats_pl} here."
             )
             ids = [t.id for t in targets]
-            return QueryDraft(tpl.format(cats=cats_pl), ids, "semantic", 1, self._finish(reason, ids, None), tid, [f"cat:{cat}"])
+            return QueryDraft(
+                tpl.format(cats=cats_pl), ids, "semantic", 1, self._finish(reason, ids, None), tid, [f"cat:{cat}"]
+            )
         return None
 
     def sem_two(self, rng, objs, ctx, *, no_target=False) -> QueryDraft | None:
@@ -649,8 +661,12 @@ class QueryGenerator:
                             continue
                     elif not targets or len(in2) == len(targets) or len(in1) == len(targets):
                         continue  # both facts must matter
-                    if not self._clean([o for o in objs if o not in in2 or o in targets], targets,
-                                       lambda e, fact=fact: fact in get(e) and f1(e), kb):
+                    if not self._clean(
+                        [o for o in objs if o not in in2 or o in targets],
+                        targets,
+                        lambda e, fact=fact, get=get, f1=f1: fact in get(e) and f1(e),
+                        kb,
+                    ):
                         continue
                     return self._two_draft(rng, ctx, kind, name, fact, objs, in1, in2, targets)
         return None
@@ -659,7 +675,7 @@ class QueryGenerator:
         tid, tpl = self._template(rng, kind, ctx)
         ids = [t.id for t in targets]
         if kind == "prop_use":
-            phrase, word = PROPERTY_PHRASES[name]
+            _, word = PROPERTY_PHRASES[name]
             adj = word if name != "container" else "hollow"
             q = tpl.format(prop=adj, use=fact)
             first = f"Can {fact}: " + ", ".join(o.cite for o in in2) + "."
@@ -681,7 +697,11 @@ class QueryGenerator:
         if no_target:
             order = ["prop_not_cat"]
         for kind in order:
-            d = self._bigger_real(rng, objs, ctx) if kind == "bigger_real" else self._prop_not_cat(rng, objs, ctx, no_target)
+            d = (
+                self._bigger_real(rng, objs, ctx)
+                if kind == "bigger_real"
+                else self._prop_not_cat(rng, objs, ctx, no_target)
+            )
             if d is not None:
                 return d
         return None
@@ -710,7 +730,12 @@ class QueryGenerator:
             reason = f"{cs.capitalize()} and real sizes: {sizes}. The {sw} is {article(winner[0].key)}."
             ids = [o.id for o in winner]
             return QueryDraft(
-                tpl.format(cat=c, cats=cs, sizeword=sw), ids, "semantic", 3, self._finish(reason, ids, None), tid,
+                tpl.format(cat=c, cats=cs, sizeword=sw),
+                ids,
+                "semantic",
+                3,
+                self._finish(reason, ids, None),
+                tid,
                 [f"cat:{cat}", f"size:{sw}"],
             )
         return None
@@ -739,7 +764,12 @@ class QueryGenerator:
                 del excluded
                 ids = [t.id for t in targets]
                 return QueryDraft(
-                    tpl.format(prop=phrase, cats=cs), ids, "semantic", 3, self._finish(reason, ids, None), tid,
+                    tpl.format(prop=phrase, cats=cs),
+                    ids,
+                    "semantic",
+                    3,
+                    self._finish(reason, ids, None),
+                    tid,
                     [f"prop:{prop}", f"not_cat:{cat}"],
                 )
         return None
@@ -768,8 +798,15 @@ class QueryGenerator:
             tid, tpl = self._template(rng, "super", ctx)
             phrase = SUPERLATIVES[sup][0]
             reason = _sup_evidence(objs, sup) + f" {win.cite} is {phrase.removeprefix('the ')}."
-            return QueryDraft(tpl.format(sup=phrase), [win.id], "spatial", 1, self._finish(reason, [win.id], None), tid,
-                              [f"sup:{sup}"])
+            return QueryDraft(
+                tpl.format(sup=phrase),
+                [win.id],
+                "spatial",
+                1,
+                self._finish(reason, [win.id], None),
+                tid,
+                [f"sup:{sup}"],
+            )
         return None
 
     def _spa_dup(self, rng, objs, ctx, no_target) -> QueryDraft | None:
@@ -787,9 +824,20 @@ class QueryGenerator:
                     continue
                 tid, tpl = self._template(rng, "dup", ctx)
                 phrase = SUPERLATIVES[sup][0]
-                reason = f"{plural(lab).capitalize()}: " + _sup_evidence(group, sup) + f" {win.cite} is {phrase.removeprefix('the ')}."
-                return QueryDraft(tpl.format(label=lab, labels=plural(lab), sup=phrase), [win.id], "spatial", 1,
-                                  self._finish(reason, [win.id], None), tid, [f"dup:{sup}"])
+                reason = (
+                    f"{plural(lab).capitalize()}: "
+                    + _sup_evidence(group, sup)
+                    + f" {win.cite} is {phrase.removeprefix('the ')}."
+                )
+                return QueryDraft(
+                    tpl.format(label=lab, labels=plural(lab), sup=phrase),
+                    [win.id],
+                    "spatial",
+                    1,
+                    self._finish(reason, [win.id], None),
+                    tid,
+                    [f"dup:{sup}"],
+                )
         return None
 
     def _rel_targets(self, objs, ref, rel, pool=None) -> list[Obj] | None:
@@ -820,14 +868,26 @@ class QueryGenerator:
                 tid, tpl = self._template(rng, "rel", ctx)
                 phrase = SPATIAL_RELATIONS[rel][0]
                 others = [o for o in objs if o.id != ref.id]
-                reason = _rel_evidence(rel, ref, others) + f" {phrase.capitalize()} it: " + (
-                    ", ".join(o.cite for o in targets) if targets else "nothing") + "."
+                reason = (
+                    _rel_evidence(rel, ref, others)
+                    + f" {phrase.capitalize()} it: "
+                    + (", ".join(o.cite for o in targets) if targets else "nothing")
+                    + "."
+                )
                 ids = [t.id for t in targets]
                 plan = None
                 if len(targets) == 1 and rng.random() < ctx.plan_rate:
                     plan = [{"tool": "relation", "args": {"a": targets[0].id, "b": ref.id}}]
-                return QueryDraft(tpl.format(rel=phrase, ref=ref.label), ids, "spatial", 1,
-                                  self._finish(reason, ids, plan), tid, [f"rel:{rel}"], plan)
+                return QueryDraft(
+                    tpl.format(rel=phrase, ref=ref.label),
+                    ids,
+                    "spatial",
+                    1,
+                    self._finish(reason, ids, plan),
+                    tid,
+                    [f"rel:{rel}", f"ref:{ref.id}"],
+                    plan,
+                )
         return None
 
     def _filters(self, rng, objs, ctx) -> list[tuple[str, str, str, list[Obj]]]:
@@ -844,7 +904,11 @@ class QueryGenerator:
 
     def spa_two(self, rng, objs, ctx, *, no_target=False) -> QueryDraft | None:
         """L2: semantic filter + superlative, or category + relation to a named object."""
-        order = ["cat_rel"] if no_target else (["filter_super", "cat_rel"] if rng.random() < 0.5 else ["cat_rel", "filter_super"])
+        order = (
+            ["cat_rel"]
+            if no_target
+            else (["filter_super", "cat_rel"] if rng.random() < 0.5 else ["cat_rel", "filter_super"])
+        )
         for kind in order:
             if kind == "filter_super":
                 for fk, fact, text, members in self._filters(rng, objs, ctx):
@@ -865,10 +929,22 @@ class QueryGenerator:
                             tid, tpl = self._template(rng, "use_super", ctx)
                             q = tpl.format(use=fact, sup=phrase)
                             head = f"Can {fact}: "
-                        reason = head + ", ".join(o.cite for o in members) + ". " + _sup_evidence(members, sup) + \
-                            f" {win.cite} is {phrase.removeprefix('the ')}."
-                        return QueryDraft(q, [win.id], "spatial", 2, self._finish(reason, [win.id], None), tid,
-                                          [f"{fk}:{fact}", f"sup:{sup}"])
+                        reason = (
+                            head
+                            + ", ".join(o.cite for o in members)
+                            + ". "
+                            + _sup_evidence(members, sup)
+                            + f" {win.cite} is {phrase.removeprefix('the ')}."
+                        )
+                        return QueryDraft(
+                            q,
+                            [win.id],
+                            "spatial",
+                            2,
+                            self._finish(reason, [win.id], None),
+                            tid,
+                            [f"{fk}:{fact}", f"sup:{sup}"],
+                        )
             else:
                 d = self._cat_rel(rng, objs, ctx, no_target, level=2)
                 if d is not None:
@@ -899,15 +975,29 @@ class QueryGenerator:
                     c, cs = CATEGORY_NOUNS[cat]
                     phrase = SPATIAL_RELATIONS[rel][0]
                     tid, tpl = self._template(rng, "cat_rel", ctx)
-                    reason = f"{cs.capitalize()}: " + ", ".join(o.cite for o in members) + ". " + \
-                        _rel_evidence(rel, ref, members) + f" {phrase.capitalize()} it: " + \
-                        (", ".join(o.cite for o in targets) if targets else "none") + "."
+                    reason = (
+                        f"{cs.capitalize()}: "
+                        + ", ".join(o.cite for o in members)
+                        + ". "
+                        + _rel_evidence(rel, ref, members)
+                        + f" {phrase.capitalize()} it: "
+                        + (", ".join(o.cite for o in targets) if targets else "none")
+                        + "."
+                    )
                     ids = [t.id for t in targets]
                     plan = None
                     if len(targets) == 1 and rng.random() < ctx.plan_rate:
                         plan = [{"tool": "relation", "args": {"a": targets[0].id, "b": ref.id}}]
-                    return QueryDraft(tpl.format(cat=c, cats=cs, rel=phrase, ref=ref.label), ids, "spatial", level,
-                                      self._finish(reason, ids, plan), tid, [f"cat:{cat}", f"rel:{rel}"], plan)
+                    return QueryDraft(
+                        tpl.format(cat=c, cats=cs, rel=phrase, ref=ref.label),
+                        ids,
+                        "spatial",
+                        level,
+                        self._finish(reason, ids, plan),
+                        tid,
+                        [f"cat:{cat}", f"rel:{rel}", f"ref:{ref.id}"],
+                        plan,
+                    )
         return None
 
     def spa_three(self, rng, objs, ctx, *, no_target=False) -> QueryDraft | None:
@@ -946,11 +1036,22 @@ class QueryGenerator:
                         c, cs = CATEGORY_NOUNS[cat]
                         phrase, sp = SPATIAL_RELATIONS[rel][0], SUPERLATIVES[sup][0]
                         tid, tpl = self._template(rng, "cat_rel_super", ctx)
-                        reason = f"{cs.capitalize()} {phrase} {ref.cite}: " + ", ".join(o.cite for o in inrel) + ". " + \
-                            _sup_evidence(inrel, sup) + f" {win.cite} is {sp.removeprefix('the ')}."
-                        return QueryDraft(tpl.format(cat=c, cats=cs, rel=phrase, ref=ref.label, sup=sp), [win.id],
-                                          "spatial", 3, self._finish(reason, [win.id], None), tid,
-                                          [f"cat:{cat}", f"rel:{rel}", f"sup:{sup}"])
+                        reason = (
+                            f"{cs.capitalize()} {phrase} {ref.cite}: "
+                            + ", ".join(o.cite for o in inrel)
+                            + ". "
+                            + _sup_evidence(inrel, sup)
+                            + f" {win.cite} is {sp.removeprefix('the ')}."
+                        )
+                        return QueryDraft(
+                            tpl.format(cat=c, cats=cs, rel=phrase, ref=ref.label, sup=sp),
+                            [win.id],
+                            "spatial",
+                            3,
+                            self._finish(reason, [win.id], None),
+                            tid,
+                            [f"cat:{cat}", f"rel:{rel}", f"sup:{sup}"],
+                        )
         return None
 
     def _between(self, rng, objs, ctx) -> QueryDraft | None:
@@ -971,11 +1072,20 @@ class QueryGenerator:
                 continue
             t = inside[0]
             tid, tpl = self._template(rng, "between", ctx)
-            reason = f"Centre x: {a.cite} {round(a.cx * 100)}, {b.cite} {round(b.cx * 100)}; " + \
-                ", ".join(f"{o.cite} {round(o.cx * 100)}" for o in objs if o.id not in (a.id, b.id)) + \
-                f". Only {t.cite} is between."
-            return QueryDraft(tpl.format(a=a.label, b=b.label), [t.id], "spatial", 3, self._finish(reason, [t.id], None),
-                              tid, ["rel:between"])
+            reason = (
+                f"Centre x: {a.cite} {round(a.cx * 100)}, {b.cite} {round(b.cx * 100)}; "
+                + ", ".join(f"{o.cite} {round(o.cx * 100)}" for o in objs if o.id not in (a.id, b.id))
+                + f". Only {t.cite} is between."
+            )
+            return QueryDraft(
+                tpl.format(a=a.label, b=b.label),
+                [t.id],
+                "spatial",
+                3,
+                self._finish(reason, [t.id], None),
+                tid,
+                ["rel:between"],
+            )
         return None
 
     # ------------------------------------------------------------------ temporal (videos)
@@ -1008,11 +1118,16 @@ class QueryGenerator:
             if targets is None or bool(targets) == no_target or len(targets) > 3 or any(t.mislabelled for t in targets):
                 continue
             tid, tpl = self._template(rng, "motion", ctx)
-            reason = _motion_evidence(name, objs) + f" {phrase.capitalize()}: " + \
-                (", ".join(o.cite for o in targets) if targets else "none") + "."
+            reason = (
+                _motion_evidence(name, objs)
+                + f" {phrase.capitalize()}: "
+                + (", ".join(o.cite for o in targets) if targets else "none")
+                + "."
+            )
             ids = [t.id for t in targets]
-            return QueryDraft(tpl.format(motion=phrase), ids, "temporal", 1, self._finish(reason, ids, None), tid,
-                              [f"motion:{name}"])
+            return QueryDraft(
+                tpl.format(motion=phrase), ids, "temporal", 1, self._finish(reason, ids, None), tid, [f"motion:{name}"]
+            )
         return None
 
     def _fastest(self, rng, objs, ctx) -> QueryDraft | None:
@@ -1051,12 +1166,25 @@ class QueryGenerator:
                     continue  # both hops must matter
                 c, cs = CATEGORY_NOUNS[cat]
                 tid, tpl = self._template(rng, "cat_motion", ctx)
-                reason = f"{cs.capitalize()}: " + ", ".join(o.cite for o in members) + ". " + \
-                    _motion_evidence(name, members) + f" {phrase.capitalize()}: " + \
-                    (", ".join(o.cite for o in targets) if targets else "none") + "."
+                reason = (
+                    f"{cs.capitalize()}: "
+                    + ", ".join(o.cite for o in members)
+                    + ". "
+                    + _motion_evidence(name, members)
+                    + f" {phrase.capitalize()}: "
+                    + (", ".join(o.cite for o in targets) if targets else "none")
+                    + "."
+                )
                 ids = [t.id for t in targets]
-                return QueryDraft(tpl.format(cat=c, cats=cs, motion=phrase), ids, "temporal", 2,
-                                  self._finish(reason, ids, None), tid, [f"cat:{cat}", f"motion:{name}"])
+                return QueryDraft(
+                    tpl.format(cat=c, cats=cs, motion=phrase),
+                    ids,
+                    "temporal",
+                    2,
+                    self._finish(reason, ids, None),
+                    tid,
+                    [f"cat:{cat}", f"motion:{name}"],
+                )
         return None
 
     def tem_three(self, rng, objs, ctx, scene, *, no_target=False) -> QueryDraft | None:
@@ -1081,13 +1209,28 @@ class QueryGenerator:
                     r = sorted(inm, key=lambda o: -o.speed)
                     a, b = r[0], r[1]
                     overall = sorted(members, key=lambda o: -o.speed)[0]
-                    if a.speed >= 1.4 * b.speed and round(a.speed * 100) - round(b.speed * 100) >= 3 and overall is not a:
+                    if (
+                        a.speed >= 1.4 * b.speed
+                        and round(a.speed * 100) - round(b.speed * 100) >= 3
+                        and overall is not a
+                    ):
                         tid, tpl = self._template(rng, "cat_motion_fastest", ctx)
-                        reason = f"{cs.capitalize()} that {phrase}: " + ", ".join(o.cite for o in inm) + ". " + \
-                            _motion_evidence("speed", inm) + f" {a.cite} is fastest."
-                        return QueryDraft(tpl.format(cat=c, cats=cs, motion=phrase), [a.id], "temporal", 3,
-                                          self._finish(reason, [a.id], None), tid,
-                                          [f"cat:{cat}", f"motion:{name}", "motion:fastest"])
+                        reason = (
+                            f"{cs.capitalize()} that {phrase}: "
+                            + ", ".join(o.cite for o in inm)
+                            + ". "
+                            + _motion_evidence("speed", inm)
+                            + f" {a.cite} is fastest."
+                        )
+                        return QueryDraft(
+                            tpl.format(cat=c, cats=cs, motion=phrase),
+                            [a.id],
+                            "temporal",
+                            3,
+                            self._finish(reason, [a.id], None),
+                            tid,
+                            [f"cat:{cat}", f"motion:{name}", "motion:fastest"],
+                        )
                 # two motions
                 for name2 in names:
                     if name2 == name or {name, name2} & {"still"}:
@@ -1100,12 +1243,25 @@ class QueryGenerator:
                     if in2 is None or len(in2) == len(both):
                         continue
                     tid, tpl = self._template(rng, "cat_two_motions", ctx)
-                    reason = f"{cs.capitalize()} that {phrase}: " + ", ".join(o.cite for o in inm) + ". " + \
-                        _motion_evidence(name2, inm) + f" Also {phrase2}: " + ", ".join(o.cite for o in both) + "."
+                    reason = (
+                        f"{cs.capitalize()} that {phrase}: "
+                        + ", ".join(o.cite for o in inm)
+                        + ". "
+                        + _motion_evidence(name2, inm)
+                        + f" Also {phrase2}: "
+                        + ", ".join(o.cite for o in both)
+                        + "."
+                    )
                     ids = [o.id for o in both]
-                    return QueryDraft(tpl.format(cat=c, cats=cs, motion=phrase, motion2=phrase2), ids, "temporal", 3,
-                                      self._finish(reason, ids, None), tid,
-                                      [f"cat:{cat}", f"motion:{name}", f"motion:{name2}"])
+                    return QueryDraft(
+                        tpl.format(cat=c, cats=cs, motion=phrase, motion2=phrase2),
+                        ids,
+                        "temporal",
+                        3,
+                        self._finish(reason, ids, None),
+                        tid,
+                        [f"cat:{cat}", f"motion:{name}", f"motion:{name2}"],
+                    )
         return None
 
     # ------------------------------------------------------------------ dispatch

@@ -308,9 +308,7 @@ class SceneGenerator:
         if video:
             lo, hi = (0.2, 0.49) if p.truth.mislabelled else (0.5, 0.99)
             score = float(np.clip(score + rng.normal(0, 0.02), lo, hi))
-        return Instance.from_mask(
-            p.truth.id, p.truth.label, vis, score=score, alt_labels=list(p.alts), depth_map=depth
-        )
+        return Instance.from_mask(p.truth.id, p.truth.label, vis, score=score, alt_labels=list(p.alts), depth_map=depth)
 
     # ------------------------------------------------------------------ public
     def image(

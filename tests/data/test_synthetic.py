@@ -1,0 +1,302 @@
+"""Synthetic scenes, queries and splits: validity, determinism, ground truth recomputed independently."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastreasonseg.data.synthetic.dataset import (
+    SyntheticSample,
+    generate_sample,
+    iter_split,
+    load_jsonl,
+    make_holdout,
+    save_jsonl,
+)
+from fastreasonseg.data.synthetic.knowledge import FLAGS, PLACES, SIZE_CLASSES, load_knowledge
+from fastreasonseg.data.synthetic.queries import TEMPLATES, heldout_template_ids
+from fastreasonseg.data.synthetic.scenes import SceneGenerator
+from fastreasonseg.twin.view import twin_view
+
+SEED = 3
+KB = load_knowledge()
+
+
+@pytest.fixture(scope="module")
+def holdout():
+    return make_holdout(SEED)
+
+
+@pytest.fixture(scope="module")
+def samples(holdout) -> dict[str, list[SyntheticSample]]:
+    return {s: list(iter_split(s, n, SEED, holdout)) for s, n in (("train", 45), ("val", 20), ("test", 20))}
+
+
+def _all(samples):
+    return [s for v in samples.values() for s in v]
+
+
+# ------------------------------------------------------------------ knowledge base
+def test_knowledge_base_size_and_fields():
+    assert len(KB) >= 300
+    assert len(KB.categories) >= 10
+    for e in KB.entries.values():
+        assert e.key and e.key == e.key.strip().lower()
+        assert e.size in SIZE_CLASSES
+        assert e.flags <= set(FLAGS)
+        assert e.places and set(e.places) <= set(PLACES), e.key
+        assert e.colours, e.key
+        assert e.uses, e.key
+        assert e.group
+        assert KB.unambiguous_names(e.key)[0] == e.key
+    assert len(KB.all_uses) >= 300
+
+
+@given(st.sampled_from(sorted(load_knowledge().keys)))
+@settings(max_examples=60, deadline=None)
+def test_knowledge_entries_consistent(key):
+    e = KB[key]
+    if e.category == "animal":
+        assert e.has("alive") and e.has("moves")
+    if e.category in ("fruit", "vegetable"):
+        assert e.has("edible")
+    for n in KB.unambiguous_names(key):
+        assert n == key or n not in KB
+
+
+# ------------------------------------------------------------------ scenes
+@given(st.integers(0, 2**31 - 1), st.booleans())
+@settings(max_examples=12, deadline=None)
+def test_scenes_valid_and_occlusion_consistent(seed, video):
+    gen = SceneGenerator()
+    rng = np.random.default_rng(seed)
+    scene = gen.video(rng) if video else gen.image(rng)
+    twin = scene.twin
+    twin.validate_all()
+    assert {o.id for o in scene.objects} == set(twin.track_ids)
+    for fr in twin.frames:
+        masks = [i.mask.decode() for i in fr.instances]
+        total = np.zeros(twin.size, dtype=int)
+        for m in masks:
+            total += m
+        assert total.max() <= 1  # visible masks never overlap: the nearer object owns the pixels
+        for i in fr.instances:
+            assert i.depth is not None and i.score is not None
+            if i.score < 0.5:
+                assert i.alt_labels  # a doubtful top label always carries the right name as an alternative
+    if video:
+        assert 8 <= len(twin.frames) <= 24 and twin.source.fps > 0
+
+
+# ------------------------------------------------------------------ samples
+def test_determinism(holdout):
+    a = generate_sample("val", 7, SEED, holdout).to_dict()
+    b = generate_sample("val", 7, SEED, holdout).to_dict()
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    c = generate_sample("val", 8, SEED, holdout).to_dict()
+    assert a != c
+
+
+_ANSWER = re.compile(r"<answer>(.*)</answer>$")
+
+
+def test_samples_valid_targets_and_rationales(samples):
+    for s in _all(samples):
+        s.twin.validate_all()
+        assert set(s.ids) <= set(s.twin.track_ids)
+        assert sorted(s.objects) == s.twin.track_ids
+        assert s.rationale.startswith("<reason>")
+        m = _ANSWER.search(s.rationale)
+        assert m, s.rationale
+        assert json.loads(m.group(1)) == {"ids": s.ids}
+        if not s.ids:
+            assert m.group(1) == '{"ids": []}'
+        if "<plan>" in s.rationale:
+            plan = json.loads(s.rationale.split("<plan>")[1].split("</plan>")[0])
+            assert plan == s.plan and plan[0]["tool"] in ("relation", "relabel")
+        assert s.category in ("semantic", "spatial", "temporal") and s.level in (1, 2, 3)
+        if s.category == "temporal":
+            assert s.media == "video"
+        if s.category == "spatial":
+            assert s.media == "image"
+
+
+def test_category_level_coverage(samples):
+    got = {(s.category, s.level) for s in _all(samples)}
+    assert {c for c, _ in got} == {"semantic", "spatial", "temporal"}
+    assert {lv for _, lv in got} == {1, 2, 3}
+    assert any(not s.ids for s in _all(samples))
+    assert any(len(s.ids) > 1 for s in _all(samples))
+
+
+# ------------------------------------------------------------------ ground truth recomputed from the twin
+def _img_facts(twin):
+    h, w = twin.size
+    out = {}
+    for i in twin.frames[0].instances:
+        x0, y0, x1, y1 = i.box
+        out[i.id] = {"cx": (x0 + x1) / 2 / w, "cy": (y0 + y1) / 2 / h, "area": i.area, "depth": i.depth.mean}
+    return out
+
+
+_SUP = {
+    "nearest": lambda f: f["depth"],
+    "farthest": lambda f: -f["depth"],
+    "largest": lambda f: -f["area"],
+    "leftmost": lambda f: f["cx"],
+    "rightmost": lambda f: -f["cx"],
+    "highest": lambda f: f["cy"],
+    "lowest": lambda f: -f["cy"],
+}
+
+
+def _candidates(s, facts):
+    ids = set(s.objects)
+    for f in s.facts:
+        k, _, v = f.partition(":")
+        if k == "cat":
+            ids = {i for i in ids if KB[s.objects[i]].category == v}
+        elif k == "use":
+            ids = {i for i in ids if v in KB[s.objects[i]].uses}
+    return ids
+
+
+def test_spatial_ground_truth(samples):
+    checked = 0
+    for s in _all(samples):
+        if s.category != "spatial":
+            continue
+        f = _img_facts(s.twin)
+        kinds = dict(x.partition(":")[::2] for x in s.facts)
+        cands = _candidates(s, f)
+        if "rel" in kinds and kinds["rel"] != "between":
+            ref = int(kinds["ref"])
+            rel = kinds["rel"]
+            r = f[ref]
+            # signed margin by which o holds the relation; clear yes >= 0.1 (depth 0.15), clear no <= 0.03 (0.05)
+            margin, yes, no = {
+                "left": (lambda o, r=r: r["cx"] - o["cx"], 0.1, 0.03),
+                "right": (lambda o, r=r: o["cx"] - r["cx"], 0.1, 0.03),
+                "above": (lambda o, r=r: r["cy"] - o["cy"], 0.1, 0.03),
+                "below": (lambda o, r=r: o["cy"] - r["cy"], 0.1, 0.03),
+                "nearer": (lambda o, r=r: r["depth"] - o["depth"], 0.15, 0.05),
+                "farther": (lambda o, r=r: o["depth"] - r["depth"], 0.15, 0.05),
+            }[rel]
+            for i in cands - {ref}:
+                v = margin(f[i])
+                assert v >= yes - 1e-9 or v <= no + 1e-9, (s.query, i, v)
+            cands = {i for i in cands if i != ref and margin(f[i]) >= yes - 1e-9}
+            if "sup" not in kinds:
+                assert sorted(cands) == s.ids, (s.query, s.rationale)
+                checked += 1
+        if "sup" in kinds and "dup" not in kinds:
+            best = min(cands, key=lambda i: _SUP[kinds["sup"]](f[i]))
+            assert s.ids == [best], (s.query, s.rationale)
+            checked += 1
+        if kinds.get("rel") == "between":
+            (t,) = s.ids
+            assert len(s.ids) == 1 and t in f
+            checked += 1
+    assert checked >= 5
+
+
+def test_temporal_ground_truth(samples):
+    checked = 0
+    for s in _all(samples):
+        if s.category != "temporal":
+            continue
+        tw = s.twin
+        h, w = tw.size
+        first_idx, last_idx = tw.frames[0].index, tw.frames[-1].index
+
+        def track(i, tw=tw, h=h, w=w):
+            pairs = tw.instances_of(i)
+            (f0, a), (f1, b) = pairs[0], pairs[-1]
+            cx = lambda inst: (inst.box[0] + inst.box[2]) / 2 / w  # noqa: E731
+            return {"dx": cx(b) - cx(a), "dz": b.depth.mean - a.depth.mean, "first": f0.index, "last": f1.index}
+
+        motions = [x.split(":")[1] for x in s.facts if x.startswith("motion:")]
+        if "fastest" in motions:
+            continue
+        tr = {i: track(i) for i in s.objects}
+        cands = _candidates(s, None)
+        for mo in motions:
+            test = {
+                "left": lambda t: t["dx"] <= -0.15,
+                "right": lambda t: t["dx"] >= 0.15,
+                "approach": lambda t: t["dz"] <= -0.2,
+                "recede": lambda t: t["dz"] >= 0.2,
+                "later": lambda t, a=first_idx: t["first"] > a,
+                "leaves": lambda t, b=last_idx: t["last"] < b,
+                "still": lambda t: abs(t["dx"]) <= 0.02 and abs(t["dz"]) < 0.05,
+            }[mo]
+            cands = {i for i in cands if test(tr[i])}
+        assert sorted(cands) == s.ids, (s.query, s.rationale)
+        checked += 1
+    assert checked >= 3
+
+
+# ------------------------------------------------------------------ splits
+def test_split_generalisation(samples, holdout):
+    held_obj, held_tpl = set(holdout.objects), set(holdout.templates)
+    held_facts = {f"use:{u}" for u in holdout.uses} | {f"trait:{t}" for t in holdout.traits}
+    assert held_obj and held_tpl and held_facts
+    for s in samples["train"]:
+        assert not set(s.objects.values()) & held_obj
+        assert s.template_id not in held_tpl
+        assert not set(s.facts) & held_facts
+        assert not s.novel
+    evals = samples["val"] + samples["test"]
+    assert any("object" in s.novel for s in evals)
+    assert any("template" in s.novel for s in evals)
+    assert set(heldout_template_ids()) == held_tpl and all(len(v) >= 3 for v in TEMPLATES.values())
+    assert {s.uid for s in samples["val"]}.isdisjoint({s.uid for s in samples["test"]})
+
+
+def test_jsonl_roundtrip(samples, tmp_path):
+    path = tmp_path / "x.jsonl"
+    assert save_jsonl(samples["val"], path) == len(samples["val"])
+    back = load_jsonl(path)
+    assert [b.to_dict() for b in back] == [s.to_dict() for s in samples["val"]]
+
+
+def test_cli_writes_and_refuses_overwrite(tmp_path):
+    from typer.testing import CliRunner
+
+    from fastreasonseg.cli import app
+
+    out = tmp_path / "syn"
+    args = ["data", "synthetic", "-o", str(out), "--train", "3", "--val", "2", "--test", "2", "--seed", "1"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    for n in ("train.jsonl", "val.jsonl", "test.jsonl", "manifest.json"):
+        assert (out / n).exists()
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["sizes"] == {"train": 3, "val": 2, "test": 2} and man["heldout"]["objects"]
+    assert len(load_jsonl(out / "train.jsonl")) == 3
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code != 0
+    assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed")
+def test_view_tokens_per_sample(samples):
+    from fastreasonseg.twin.tokens import count_tokens
+
+    try:
+        counts = [count_tokens(twin_view(s.twin))[0] for s in _all(samples)]
+        rcounts = [count_tokens(s.rationale)[0] for s in _all(samples)]
+    except Exception as exc:  # the tokenizer's GGUF may be missing
+        pytest.skip(f"no tokenizer: {exc}")
+    print(
+        f"\nview tokens/sample: mean {np.mean(counts):.0f}, max {max(counts)}; "
+        f"rationale tokens mean {np.mean(rcounts):.0f}, max {max(rcounts)}"
+    )
+    assert np.mean(counts) < 600
+    assert np.median(rcounts) < 120
