@@ -182,7 +182,7 @@ class Reasoner:
         ctx = ToolContext(twin=work) if context is None else replace(context, twin=work, log=[])
         res = RolloutResult(ids=[], no_target=True, query=built.query, notes=query_notes + built.notes, twin=work)
         try:
-            self._loop(built.prompt, ctx, res)
+            self._loop(built.prompt, ctx, res, built.max_total_tokens)
         finally:
             res.notes += ctx.log
             res.total_ms = (time.perf_counter() - t_start) * 1000
@@ -203,7 +203,7 @@ class Reasoner:
             return rollout_gbnf(self.registry.gbnf_args(), reason_chars=cfg.reason_chars, **kw)
         return continuation_gbnf(self.registry.gbnf_args(), **kw)
 
-    def _loop(self, prompt: ChatPrompt, ctx: ToolContext, res: RolloutResult) -> None:
+    def _loop(self, prompt: ChatPrompt, ctx: ToolContext, res: RolloutResult, total_cap: int) -> None:
         cfg = self.config
         names = self.registry.names
         text = ""
@@ -211,9 +211,9 @@ class Reasoner:
         planned_over = False  # the model planned after its rounds were spent
         while True:
             allow_plan = res.rounds < cfg.max_rounds
-            budget = cfg.max_total_tokens - res.completion_tokens
+            budget = total_cap - res.completion_tokens
             if budget <= 0:
-                fatal = f"the rollout used its {cfg.max_total_tokens}-token budget without answering"
+                fatal = f"the rollout used its {total_cap}-token budget without answering"
                 break
             grammar = self._grammar(not text, allow_plan, ctx.twin)
             comp = self.runtime.complete(

@@ -145,6 +145,8 @@ class BuiltPrompt:
     view_instances: int
     total_instances: int
     notes: list[str] = field(default_factory=list)
+    max_total_tokens: int = 0
+    """Tokens the rollout may generate without overflowing the context (at most ``config.max_total_tokens``)."""
 
 
 def build_prompt(
@@ -158,8 +160,9 @@ def build_prompt(
 ) -> BuiltPrompt:
     """System + user message for ``query`` on ``twin``, the view fitted to the context.
 
-    The view's token budget is ``context - system - config.max_total_tokens - reserve`` where the reserve is
-    ``config.query_reserve_tokens`` or the question's own size if larger. ``count`` counts tokens
+    The view's token budget is ``context - system - min(config.max_total_tokens, context / 3) - reserve``
+    where the reserve is ``config.query_reserve_tokens`` or the question's own size if larger; the rollout's
+    token cap is then lowered to what is left of the context, if that is less. ``count`` counts tokens
     (the runtime's tokenizer; default :func:`approx_tokens`).
     """
     cfg = config or ReasonerConfig()
@@ -169,9 +172,15 @@ def build_prompt(
     ctx = context_tokens or cfg.context_tokens
     question = f"\nQuestion: {quote_query(q)}"
     reserve = max(cfg.query_reserve_tokens, count(question) + 16)  # 16: chat template markup
-    budget = ctx - count(system) - cfg.max_total_tokens - reserve
+    gen_reserve = min(cfg.max_total_tokens, ctx // 3)  # a small context keeps a third for the rollout
+    budget = ctx - count(system) - gen_reserve - reserve
     view, k = fit_view(twin, max(budget, 1), count, max_instances=cfg.max_view_instances)
     total = _num_listed(twin)
     if k < total:
         notes.append(f"the view lists {k} of {total} objects (the largest) to fit the context")
-    return BuiltPrompt(ChatPrompt(system=system, user=user_message(view, q)), q, k, total, notes)
+    user = user_message(view, q)
+    left = ctx - count(system) - count(user) - 16
+    gen = max(0, min(cfg.max_total_tokens, left))
+    if gen < cfg.max_total_tokens:
+        notes.append(f"the rollout may use {gen} tokens (the {ctx}-token context is nearly full)")
+    return BuiltPrompt(ChatPrompt(system=system, user=user), q, k, total, notes, gen)
