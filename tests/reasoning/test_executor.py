@@ -2,6 +2,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fastreasonseg.errors import InputError
 from fastreasonseg.reasoning import Reasoner, ReasonerConfig, format_ok, run_rollout
@@ -221,3 +223,38 @@ def test_video_rollout():
 def test_rollout_text_is_format_ok_with_results():
     res, _ = ask([R + '<plan>[{"tool": "attributes", "args": {"id": 1}}]</plan>', '\n<answer>{"ids": [1]}</answer>'])
     assert format_ok(res.rollout)
+
+
+_pieces = st.sampled_from(
+    [
+        "<reason>",
+        "</reason>",
+        "<plan>",
+        "</plan>",
+        "<results>",
+        "</results>",
+        "<answer>",
+        "</answer>",
+        '{"ids": [1, 7]}',
+        '{"ids": [99]}',
+        '[{"tool": "relation", "args": {"a": 1, "b": 7}}]',
+        '[{"tool": "detect", "args": {"text": "cup"}}]',
+        '[{"tool": "attributes", "args": {"id": "x"}}]',
+        "[]",
+        "{",
+        "mug ",
+        "\n",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_pieces, max_size=12).map("".join), min_size=1, max_size=4), st.booleans())
+def test_executor_never_raises_on_model_output(turns, strict):
+    twin = image_twin()
+    res = run_rollout(ScriptedRuntime(list(turns)), twin, "q", config=ReasonerConfig(constrained=False, strict=strict))
+    assert set(res.ids) <= set(twin.track_ids)
+    assert res.no_target == (not res.ids)
+    if res.no_target:
+        assert res.diagnostic
+    json.dumps(res.to_dict())
