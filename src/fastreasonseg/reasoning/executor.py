@@ -33,7 +33,7 @@ from fastreasonseg.reasoning.grammar import (
     parse_rollout,
     rollout_gbnf,
 )
-from fastreasonseg.reasoning.prompt import build_prompt, check_query, context_size
+from fastreasonseg.reasoning.prompt import BuiltPrompt, build_prompt, check_query, context_size
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Runtime
 from fastreasonseg.reasoning.tools import ToolContext, ToolRegistry, default_registry
 from fastreasonseg.twin.schema import DigitalTwin
@@ -149,7 +149,7 @@ class Reasoner:
 
         return count
 
-    def prompt(self, twin: DigitalTwin, query: str):
+    def prompt(self, twin: DigitalTwin, query: str) -> BuiltPrompt:
         """The :class:`~fastreasonseg.reasoning.prompt.BuiltPrompt` this reasoner sends for ``query``."""
         return build_prompt(
             twin,
