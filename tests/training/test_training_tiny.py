@@ -1,0 +1,144 @@
+"""A few steps of SFT, student GRPO and teacher GRPO on a tiny random Llama; export; both runtimes use the adapter;
+resume after an interruption."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from fastreasonseg.reasoning.runtimes.base import ChatPrompt
+from fastreasonseg.training.data import Chain
+
+from .conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_at(step: int):
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise Interrupt(f"killed at step {step}")
+
+    return StopAt()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="module")
+def sft_result(run_dir, tiny_model_dir, samples_dir, samples):
+    """SFT killed after step 3 (checkpoints every step), then resumed to step 4."""
+    from fastreasonseg.training.sft import run_sft
+
+    cfg = tiny_config(run_dir, tiny_model_dir, samples_dir, **{"sft.save_steps": 1, "sft.max_steps": 4})
+    chains = [Chain(s.sample_id, s.reference, 1.0, "reference") for s in samples]
+    with pytest.raises(Interrupt):
+        run_sft(cfg, chains=chains, callbacks=[_stop_at(3)])
+    ckpts = sorted(p.name for p in (run_dir / "sft").glob("checkpoint-*"))
+    assert ckpts[-1] == "checkpoint-2"  # step 3 was interrupted before its checkpoint
+    return run_sft(cfg, chains=chains)
+
+
+def test_sft_resumes_and_saves_adapter(sft_result):
+    r = sft_result
+    assert r.resumed_from and r.resumed_from.endswith("checkpoint-2")
+    assert r.global_step == 4
+    assert math.isfinite(r.metrics["last_loss"])
+    assert (r.adapter_dir / "adapter_config.json").is_file()
+    assert (r.adapter_dir / "chat_template.jinja").is_file()
+    state = json.loads((r.output_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    steps = [h["step"] for h in state["log_history"] if "loss" in h]
+    assert steps == [1, 2, 3, 4]  # the two finished steps were kept, steps 3-4 trained after the resume
+
+
+def test_student_grpo_from_sft_adapter(run_dir, tiny_model_dir, samples_dir, samples, sft_result):
+    from fastreasonseg.training.rl import run_rl
+
+    class Judge:
+        def score_pairs(self, s, t):
+            return [0.5] * len(s)
+
+    cfg = tiny_config(run_dir, tiny_model_dir, samples_dir)
+    r = run_rl(cfg, samples=samples[:1], max_steps=1, judge=Judge())
+    assert r.global_step == 1
+    assert math.isfinite(r.metrics["train_loss"])
+    assert r.metrics["rollouts"] == 2 and r.metrics["reward_failures"] == {"format": 0, "accuracy": 0, "reasoning": 0}
+    info = json.loads((r.output_dir / "rl_info.json").read_text())
+    assert info["init_adapter"].endswith("sft/final")
+    assert (r.adapter_dir / "adapter_model.safetensors").is_file()
+
+
+def test_teacher_grpo_single_turn(run_dir, tiny_model_dir, samples_dir, samples):
+    from fastreasonseg.training.teacher import run_teacher
+
+    cfg = tiny_config(run_dir, tiny_model_dir, samples_dir, **{"teacher.rollout": "single_turn"})
+    r = run_teacher(cfg, samples=samples[:1], max_steps=1)
+    assert r.global_step == 1 and math.isfinite(r.metrics["train_loss"])
+    assert (r.adapter_dir / "adapter_config.json").is_file()
+
+
+def test_export_and_both_runtimes_use_the_adapter(run_dir, tiny_model_dir, sft_result):
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    from fastreasonseg.assets import smollm2_gguf_path
+    from fastreasonseg.reasoning.runtimes.llamacpp import LlamaCppRuntime
+    from fastreasonseg.training.config import ModelSettings
+    from fastreasonseg.training.export import export_adapter, gguf_metadata, write_llama_gguf
+    from fastreasonseg.training.live import LiveModelRuntime
+    from fastreasonseg.training.models import chat_template, load_tokenizer
+
+    # a tiny GGUF base with the same weights (and SmolLM2's tokenizer + template)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    cfg = json.loads((tiny_model_dir / "config.json").read_text())
+    state = {k: v.numpy() for k, v in base.state_dict().items()}
+    base_gguf = write_llama_gguf(state, cfg, run_dir / "tiny.gguf", template_gguf=smollm2_gguf_path(), qtype="f32")
+
+    # the trained adapter, with its LoRA B scaled up so that it visibly changes the output of the random model
+    adapter = run_dir / "adapter-big"
+    adapter.mkdir()
+    for f in ("adapter_config.json",):
+        (adapter / f).write_text((sft_result.adapter_dir / f).read_text())
+    t = load_file(str(sft_result.adapter_dir / "adapter_model.safetensors"))
+    torch.manual_seed(0)
+    t = {k: (torch.randn_like(v) * 0.5 if "lora_B" in k else v) for k, v in t.items()}
+    save_file(t, str(adapter / "adapter_model.safetensors"))
+
+    paths = export_adapter(adapter, run_dir / "export", base_dir=str(tiny_model_dir), base_gguf=base_gguf)
+    md = gguf_metadata(paths["gguf_lora"])
+    assert md["general.type"] == "adapter" and md["adapter.type"] == "lora" and md["general.architecture"] == "llama"
+    assert (Path(paths["peft"]) / "adapter_model.safetensors").is_file()
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    template = chat_template(tok, ModelSettings(base=str(tiny_model_dir)))
+    prompt = ChatPrompt("You pick objects.", "what can I drink from?")
+
+    def hf_text(model):
+        return LiveModelRuntime(model, tok, template).complete(prompt, "<reason>", stop=[], max_tokens=6).text
+
+    with_adapter = PeftModel.from_pretrained(base, paths["peft"])
+    hf_lora = hf_text(with_adapter)
+    with with_adapter.disable_adapter():
+        hf_base = hf_text(with_adapter)
+    lc_base = LlamaCppRuntime(model_path=base_gguf, n_ctx=1024, n_threads=2)
+    lc_lora = LlamaCppRuntime(model_path=base_gguf, lora_path=paths["gguf_lora"], n_ctx=1024, n_threads=2)
+    lc_b = lc_base.complete(prompt, "<reason>", stop=[], max_tokens=6).text
+    lc_l = lc_lora.complete(prompt, "<reason>", stop=[], max_tokens=6).text
+    assert lc_base.render(prompt, "<reason>") == template.render_text(prompt, "<reason>")
+    assert hf_lora != hf_base  # the adapter changes the output ...
+    assert lc_l == hf_lora  # ... identically in llama.cpp (GGUF LoRA) and transformers (PEFT)
+    assert lc_b == hf_base
