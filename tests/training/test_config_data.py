@@ -43,7 +43,7 @@ def test_config_file_and_overrides(tmp_path):
     j = tmp_path / "run.json"
     j.write_text(json.dumps({"rewards": {"judge": "none"}}))
     assert load_config(j).rewards.judge == "none"
-    with pytest.raises(InputError, match="unknown config key 'sft.learning_rat'"):
+    with pytest.raises(InputError, match=r"unknown config key 'sft\.learning_rat'"):
         load_config(None, ["sft.learning_rat=1"])
     bad = tmp_path / "bad.yaml"
     bad.write_text("sft: [1, 2\n")
@@ -55,7 +55,7 @@ def test_load_samples_from_dir(samples_dir):
     s = load_samples(samples_dir, "train")
     assert len(s) == 6 and s[0].target_ids == [1] and s[0].reference.startswith("<reason>")
     assert len(load_samples(samples_dir, "val", limit=2, seed=1)) == 2
-    with pytest.raises(InputError, match="test.jsonl"):
+    with pytest.raises(InputError, match=r"test\.jsonl"):
         load_samples(samples_dir, "test")
 
 
