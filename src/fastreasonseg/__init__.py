@@ -1,5 +1,6 @@
 """fastreasonseg: reasoning segmentation for images and videos over a digital twin (FastReasonSeg, CVPR 2026)."""
 
+from fastreasonseg.api import FastReasonSeg, SegmentationResult
 from fastreasonseg.errors import FastReasonSegError, InputError, ModelLoadError, TwinValidationError
 from fastreasonseg.twin import DigitalTwin, load_twin
 
@@ -7,6 +8,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DigitalTwin",
+    "FastReasonSeg",
+    "SegmentationResult",
     "FastReasonSegError",
     "InputError",
     "ModelLoadError",

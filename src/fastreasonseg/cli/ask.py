@@ -1,0 +1,107 @@
+"""``fastreasonseg ask`` (a question about a saved twin) and ``fastreasonseg segment`` (image/video + question)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from fastreasonseg.cli.common import console, fail
+
+REASONER_HELP = (
+    "Reasoner spec: llamacpp[:MODEL.gguf][?lora=ADAPTER.gguf], transformers:HUB_ID_OR_DIR[?adapter=DIR], "
+    "openai:URL?model=NAME. Default: the shipped student on llama.cpp (offline)."
+)
+
+
+def _print_result(result, as_json: bool, out: Path | None) -> None:
+    if as_json:
+        d = result.to_dict()
+        if out is not None:
+            d["output_dir"] = str(out)
+        typer.echo(json.dumps(d))
+        return
+    console.print("[bold]rollout[/]", highlight=False)
+    console.print(result.reasoning, markup=False, highlight=False)
+    if result.no_target:
+        diag = result.rollout.diagnostic
+        console.print("[yellow]no target[/]" + (f": {diag}" if diag else ""), highlight=False)
+    else:
+        labels = result.labels
+        console.print(
+            "[bold green]answer:[/] " + ", ".join(f"{i} ({labels.get(i, '?')})" for i in result.ids), highlight=False
+        )
+    for note in result.rollout.notes:
+        console.print(f"[dim]note: {note}[/]", highlight=False, markup=False)
+    r = result.rollout
+    console.print(
+        f"[dim]{r.prompt_tokens} prompt tokens ({r.cached_tokens} cached), {r.completion_tokens} generated; "
+        f"prefill {r.prefill_ms:.0f} ms, decode {r.decode_ms:.0f} ms, total {r.total_ms:.0f} ms[/]",
+        highlight=False,
+    )
+    if out is not None:
+        console.print(f"wrote {out}/ (masks/, overlay, result.json)", highlight=False)
+
+
+def _check_out(out: Path | None, force: bool) -> None:
+    if out is not None and (out / "result.json").exists() and not force:
+        fail(f"{out / 'result.json'} already exists; pass --force to overwrite it")
+
+
+def ask(
+    twin: str = typer.Argument(..., help="Twin JSON file, or 'example' for the example twin shipped with the package."),
+    query: str = typer.Argument(..., help='The question, e.g. "what would I drink coffee from?"'),
+    out: Path | None = typer.Option(None, "-o", "--output", help="Write masks, overlay and result.json here."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (ids, rollout, timings...)."),
+    reasoner: str | None = typer.Option(None, "--reasoner", help=REASONER_HELP),
+    max_rounds: int = typer.Option(2, "--max-rounds", min=0, help="Most tool rounds."),
+    unconstrained: bool = typer.Option(False, "--unconstrained", help="Decode without the rollout grammar."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing result in OUTPUT."),
+) -> None:
+    """Ask a question about a saved twin: prints the reasoning and the answer, writes masks and an overlay."""
+    from fastreasonseg.api import FastReasonSeg
+    from fastreasonseg.reasoning.config import ReasonerConfig
+    from fastreasonseg.reasoning.prompt import check_query
+
+    _check_out(out, force)
+    check_query(query)  # empty query: clear error before any model loads
+    frs = FastReasonSeg(reasoner, reasoner_config=ReasonerConfig(max_rounds=max_rounds, constrained=not unconstrained))
+    t = frs.load_twin(twin)
+    result = frs.ask(t, query)
+    if out is not None:
+        result.save(out, overwrite=force)
+    _print_result(result, as_json, out)
+
+
+def segment(
+    source: str = typer.Argument(..., help="Image file, video file or folder of frames."),
+    query: str = typer.Argument(..., help="The question."),
+    out: Path | None = typer.Option(None, "-o", "--output", help="Write masks, overlay, result.json and twin.json."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    reasoner: str | None = typer.Option(None, "--reasoner", help=REASONER_HELP),
+    segmenter: str | None = typer.Option(None, "--segmenter", help="SAM-2 hub id or local directory."),
+    depth: str | None = typer.Option(None, "--depth", help="Depth-Anything-V2 hub id or local directory."),
+    labeller: str | None = typer.Option(None, "--labeller", help="OWLv2 hub id or local directory."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Process every N-th video frame."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1),
+    device: str = typer.Option("cpu", "--device"),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing result in OUTPUT."),
+) -> None:
+    """Build the twin of an image or video and answer a question about it, in one go."""
+    from fastreasonseg.api import FastReasonSeg
+    from fastreasonseg.config import PerceptionConfig
+    from fastreasonseg.reasoning.prompt import check_query
+
+    _check_out(out, force)
+    check_query(query)
+    cfg = PerceptionConfig(stride=stride, max_frames=max_frames, device=device)
+    for name, value in (("segmenter", segmenter), ("depth", depth), ("labeller", labeller)):
+        if value is not None:
+            setattr(cfg, name, value)
+    frs = FastReasonSeg(reasoner, perception=cfg)
+    result = frs.segment(source, query, progress=not as_json)
+    if out is not None:
+        result.save(out, overwrite=force)
+        result.twin.save(out / "twin.json")
+    _print_result(result, as_json, out)
