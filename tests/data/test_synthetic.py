@@ -135,6 +135,36 @@ def test_category_level_coverage(samples):
     assert any(len(s.ids) > 1 for s in _all(samples))
 
 
+def test_every_category_level_cell_balanced(samples):
+    """Scenes are built around the planned (category, level): every cell gets about 1/9 of the samples."""
+    from collections import Counter
+
+    allc = _all(samples)
+    cells = Counter((s.category, s.level) for s in allc)
+    assert set(cells) == {(c, lv) for c in ("semantic", "spatial", "temporal") for lv in (1, 2, 3)}, cells
+    assert min(cells.values()) >= 2, cells
+    assert max(cells.values()) <= len(allc) / 9 * 2.5, cells
+
+
+def test_scene_plans_place_keys_and_motions():
+    from fastreasonseg.data.synthetic.plan import plan_semantic_two, plan_temporal
+
+    gen = SceneGenerator()
+    rng = np.random.default_rng(5)
+    for level in (2, 3):
+        p = plan_temporal(rng, gen, None, level)
+        assert p is not None and len(p.keys) == len(p.motions) >= 3
+        scene = gen.video(rng, setting=p.setting, required_keys=p.keys, required_motions=p.motions)
+        got = sorted((o.key, o.motion) for o in scene.objects)
+        for k, m in zip(p.keys, p.motions, strict=True):
+            if any(o.key == k for o in scene.objects):  # an object may stay hidden behind a nearer one
+                assert (k, m) in got or any(o.key == k and o.motion == m for o in scene.objects)
+    p = plan_semantic_two(rng, gen, None, False)
+    assert p is not None
+    cat = KB[p.keys[0]].category
+    assert KB[p.keys[1]].category == cat and KB[p.keys[2]].category != cat
+
+
 # ------------------------------------------------------------------ ground truth recomputed from the twin
 def _img_facts(twin):
     h, w = twin.size

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from fastreasonseg.data.synthetic.knowledge import KnowledgeBase, load_knowledge
+from fastreasonseg.data.synthetic.plan import plan_semantic_two, plan_temporal
 from fastreasonseg.data.synthetic.queries import (
     CATEGORIES,
     TEMPLATES,
@@ -38,7 +39,12 @@ from fastreasonseg.twin.schema import DigitalTwin
 
 SPLITS = ("train", "val", "test")
 _SPLIT_CODE = {"train": 1, "val": 2, "test": 3}
-CATEGORY_WEIGHTS = {"semantic": 0.4, "spatial": 0.3, "temporal": 0.3}
+CATEGORY_WEIGHTS = {"semantic": 1 / 3, "spatial": 1 / 3, "temporal": 1 / 3}
+#: cells whose generators never ask a no-target query (the no-target draw is skipped there)
+_NO_TARGET_CELLS = {("semantic", 1), ("semantic", 2), ("semantic", 3), ("spatial", 1), ("spatial", 2)}
+_NO_TARGET_CELLS |= {("temporal", 1), ("temporal", 2)}
+#: attempts (scenes) at the planned level before other levels of the category are accepted (a safety net)
+_LEVEL_FALLBACK_AFTER = 30
 NO_TARGET_RATE = 0.1
 SEMANTIC_VIDEO_RATE = 0.3
 DEFAULT_SIZES = {"train": 2000, "val": 200, "test": 300}
@@ -196,20 +202,30 @@ def generate_sample(
     allowed_keys = set(kb.keys) - held_obj if train else None
     category = str(rng.choice(CATEGORIES, p=[CATEGORY_WEIGHTS[c] for c in CATEGORIES]))
     level = int(rng.integers(1, 4))
-    no_target = bool(rng.random() < NO_TARGET_RATE)
+    no_target = bool(rng.random() < NO_TARGET_RATE) and (category, level) in _NO_TARGET_CELLS
     want_novel_object = (not train) and not no_target and rng.random() < 0.5
     want_novel_fact = (not train) and category == "semantic" and not want_novel_object and rng.random() < 0.5
     if want_novel_fact:
         ctx.allowed_uses, ctx.allowed_traits = set(holdout.uses), set(holdout.traits)
     fact_keys = [k for k in kb.keys if set(kb[k].uses) & set(holdout.uses) or set(kb[k].traits) & set(holdout.traits)]
-    for attempt in range(40):
+    for attempt in range(60):
         if attempt == 20:
             ctx.allowed_uses = set(kb.all_uses) - set(holdout.uses) if train else None
             ctx.allowed_traits = set(kb.all_traits) - set(holdout.traits) if train else None
         video = category == "temporal" or (category == "semantic" and rng.random() < SEMANTIC_VIDEO_RATE)
         required: list[str] = []
+        motions: list[str] = []
         setting = None
-        steer = (want_novel_object or want_novel_fact) and attempt < 12
+        # cells that random scenes rarely support get a scene built around the planned query (every other try)
+        plan = None
+        if not no_target and attempt % 2 == 0 and attempt < _LEVEL_FALLBACK_AFTER:
+            if category == "semantic" and level == 2:
+                plan = plan_semantic_two(rng, gens.scenes, allowed_keys, video)
+            elif category == "temporal" and level in (2, 3):
+                plan = plan_temporal(rng, gens.scenes, allowed_keys, level)
+        if plan is not None:
+            setting, required, motions = plan.setting, list(plan.keys), list(plan.motions)
+        steer = (want_novel_object or want_novel_fact) and attempt < 12 and plan is None
         if steer:
             pool = holdout.objects if want_novel_object else fact_keys
             cand = [k for k in pool if _settings_for(k, kb, video)]
@@ -218,12 +234,14 @@ def generate_sample(
                 required = [k]
                 setting = str(rng.choice(_settings_for(k, kb, video)))
         if video:
-            scene = gens.scenes.video(rng, setting=setting, allowed_keys=allowed_keys, required_keys=required)
+            scene = gens.scenes.video(
+                rng, setting=setting, allowed_keys=allowed_keys, required_keys=required, required_motions=motions
+            )
         else:
             scene = gens.scenes.image(rng, setting=setting, allowed_keys=allowed_keys, required_keys=required)
-        # the drawn level first (twice); after a few scenes, other levels of the category too
+        # the drawn level (twice); only after many scenes other levels of the category too (a safety net)
         tries = [(level, no_target), (level, no_target)]
-        if attempt >= 6:
+        if attempt >= _LEVEL_FALLBACK_AFTER:
             tries += [(lv, False) for lv in (1, 2, 3) if lv != level]
         draft = None
         for lv, nt in tries:

@@ -103,7 +103,7 @@ TEMPLATES: dict[str, list[str]] = {
     ],
     "cat_use": [
         "Which {cat} could I use to {use}?",
-        "I need a {cat} to {use}. Which one?",
+        "I need {a_cat} to {use}. Which one?",
         "Of the {cats} here, which would help me {use}?",
         "Find the {cat} that is good to {use}.",
     ],
@@ -112,6 +112,12 @@ TEMPLATES: dict[str, list[str]] = {
         "Find the {cat} that {trait}.",
         "Of the {cats}, which one {trait}?",
         "Segment the {cat} here that {trait}.",
+    ],
+    "cat_prop": [
+        "Which {cats} here are {prop}?",
+        "Select the {cats} that are {prop}.",
+        "Find every {cat} that is {prop}.",
+        "Of the {cats} in view, which are {prop}?",
     ],
     "prop_use": [
         "Which {prop} thing could I use to {use}?",
@@ -448,6 +454,10 @@ def _answer(ids: list[int]) -> str:
     return "<answer>" + json.dumps({"ids": sorted(ids)}) + "</answer>"
 
 
+def _cites(objs: list[Obj]) -> str:
+    return ", ".join(o.cite for o in objs)
+
+
 def _names(keys: list[str]) -> str:
     keys = list(dict.fromkeys(keys))
     if len(keys) == 1:
@@ -633,7 +643,7 @@ class QueryGenerator:
     def sem_two(self, rng, objs, ctx, *, no_target=False) -> QueryDraft | None:
         """L2: a category and a use / trait, or a property and a use; each fact alone is not enough."""
         kb = self.kb
-        kinds = ["cat_use", "cat_trait", "prop_use"]
+        kinds = ["cat_use", "cat_trait", "prop_use", "cat_prop"]
         rng.shuffle(kinds)
         for kind in kinds:
             if kind == "prop_use":
@@ -649,6 +659,9 @@ class QueryGenerator:
                 if kind == "cat_trait":
                     facts = sorted({t for o in objs for t in o.entry.traits if ctx.trait_ok(t)})
                     get = lambda e: e.traits  # noqa: E731
+                elif kind == "cat_prop":
+                    facts = sorted(PROPERTY_PHRASES)
+                    get = lambda e: e.properties  # noqa: E731
                 else:
                     facts = sorted({u for o in objs for u in o.entry.uses if ctx.use_ok(u)})
                     get = lambda e: e.uses  # noqa: E731
@@ -674,20 +687,33 @@ class QueryGenerator:
     def _two_draft(self, rng, ctx, kind, name, fact, objs, in1, in2, targets) -> QueryDraft:
         tid, tpl = self._template(rng, kind, ctx)
         ids = [t.id for t in targets]
+        # evidence: the targets plus one key distractor per fact (not every object of the scene)
+        miss1 = [o for o in in1 if o not in targets][:1]
+        miss2 = [o for o in in2 if o not in targets][:1]
         if kind == "prop_use":
             _, word = PROPERTY_PHRASES[name]
             adj = word if name != "container" else "hollow"
             q = tpl.format(prop=adj, use=fact)
-            first = f"Can {fact}: " + ", ".join(o.cite for o in in2) + "."
-            second = f" {word.capitalize()}: " + (", ".join(o.cite for o in targets) if targets else "none") + "."
+            first = f"Can {fact}: " + _cites(targets + miss2) + "."
+            second = f" {word.capitalize()}: " + (_cites(targets) if targets else "none") + "."
             facts = [f"prop:{name}", f"use:{fact}"]
+        elif kind == "cat_prop":
+            cat, cats = CATEGORY_NOUNS[name]
+            phrase, word = PROPERTY_PHRASES[fact]
+            q = tpl.format(cat=cat, cats=cats, prop=phrase)
+            first = f"{cats.capitalize()}: " + _cites(targets + miss1) + "."
+            second = f" {word.capitalize()} of them: " + (_cites(targets) if targets else "none") + "."
+            facts = [f"cat:{name}", f"prop:{fact}"]
         else:
             cat, cats = CATEGORY_NOUNS[name]
             field_name = "use" if kind == "cat_use" else "trait"
-            q = tpl.format(cat=cat, cats=cats, **{field_name: fact})
-            first = f"{cats.capitalize()}: " + ", ".join(o.cite for o in in1) + "."
+            q = tpl.format(cat=cat, cats=cats, a_cat=article(cat), **{field_name: fact})
+            first = f"{cats.capitalize()}: " + _cites(targets + miss1) + "."
             verb = f"can be used to {fact}" if kind == "cat_use" else fact
-            second = (" " + "; ".join(f"{_is(o)} that {verb}" for o in targets) + ".") if targets else f" None {verb}."
+            if targets:
+                second = " " + "; ".join(f"{_is(o)} that {verb}" for o in targets) + "."
+            else:
+                second = f" None {verb}."
             facts = [f"cat:{name}", f"{field_name}:{fact}"]
         return QueryDraft(q, ids, "semantic", 2, self._finish(first + second, ids, None), tid, facts)
 

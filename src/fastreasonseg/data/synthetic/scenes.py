@@ -233,12 +233,13 @@ class SceneGenerator:
             alts=alts,
         )
 
-    def _set_motion(self, rng: np.random.Generator, p: _Placed, w: int, h: int) -> None:
+    def _set_motion(self, rng: np.random.Generator, p: _Placed, w: int, h: int, motion: str | None = None) -> None:
         e = self.kb[p.truth.key]
         if not e.can_move:
             p.truth.motion = "static"
             return
-        motion = str(rng.choice(MOTIONS, p=[0.16, 0.1, 0.1, 0.06, 0.06, 0.1, 0.1, 0.08, 0.08, 0.08, 0.08]))
+        if motion is None:
+            motion = str(rng.choice(MOTIONS, p=[0.16, 0.1, 0.1, 0.06, 0.06, 0.1, 0.1, 0.08, 0.08, 0.08, 0.08]))
         p.truth.motion = motion
         ow, _ = self._pixel_size(p, p.z0, h, w)
         if motion in ("left", "right", "arc_left", "arc_right"):
@@ -324,6 +325,8 @@ class SceneGenerator:
         h, w = IMAGE_SIZE
         setting = setting or str(rng.choice(list(SETTINGS)))
         n = num_objects or int(rng.integers(4, 10))
+        if required_keys:
+            n = max(n, len(required_keys) + 1)
         placed = self._make_objects(rng, setting, n, allowed_keys, required_keys or [], video=False, w=w, h=h)
         horizon = float(rng.uniform(0.3, 0.45) * h)
         indoor = SETTINGS[setting][1]
@@ -355,15 +358,23 @@ class SceneGenerator:
         num_frames: int | None = None,
         allowed_keys: set[str] | None = None,
         required_keys: list[str] | None = None,
+        required_motions: list[str] | None = None,
     ) -> Scene:
-        """A short video scene (``kind: video``) with moving, entering, leaving and static objects."""
+        """A short video scene (``kind: video``) with moving, entering, leaving and static objects.
+
+        ``required_motions`` gives the motion of each of ``required_keys`` (a scene plan); the others draw theirs.
+        """
         h, w = VIDEO_SIZE
         setting = setting or str(rng.choice(VIDEO_SETTINGS))
         n = num_objects or int(rng.integers(3, 8))
+        if required_keys:
+            n = max(n, len(required_keys) + 1)
         t = num_frames or int(rng.integers(8, 25))
         fps = float(rng.choice([6.0, 8.0, 10.0, 12.0, 15.0, 24.0]))
         stride = int(rng.choice([1, 1, 2, 3]))
-        placed = self._make_objects(rng, setting, n, allowed_keys, required_keys or [], video=True, w=w, h=h)
+        placed = self._make_objects(
+            rng, setting, n, allowed_keys, required_keys or [], video=True, w=w, h=h, motions=required_motions
+        )
         horizon = float(rng.uniform(0.3, 0.42) * h)
         indoor = SETTINGS[setting][1]
         frames = []
@@ -410,12 +421,17 @@ class SceneGenerator:
         video: bool,
         w: int,
         h: int,
+        motions: list[str] | None = None,
     ) -> list[_Placed]:
         keys = self._choose_keys(rng, setting, n, allowed, required, video)
+        # planned motions belong to the required keys placed first (in order, when they fit the setting)
+        forced = list(motions or [])[: len(keys)]
+        if forced and keys[: len(forced)] != list(required[: len(forced)]):
+            forced = []
         ids = [int(i) for i in rng.permutation(len(keys)) + 1]
         present = set(keys)
         placed = []
-        for key, iid in zip(keys, ids, strict=True):
+        for k, (key, iid) in enumerate(zip(keys, ids, strict=True)):
             label, wrong, true_label, score, alts = self._labels(rng, key, present)
             e = self.kb[key]
             truth = ObjectTruth(
@@ -428,7 +444,7 @@ class SceneGenerator:
             )
             p = self._place(rng, truth, score, alts, w)
             if video:
-                self._set_motion(rng, p, w, h)
+                self._set_motion(rng, p, w, h, forced[k] if k < len(forced) else None)
             placed.append(p)
         return placed
 
