@@ -58,6 +58,9 @@ class LoraSettings:
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
+    layers: list[int] | None = None
+    """Adapt only these decoder layers (``None`` = all). On a CPU, adapting only the top layers also skips the
+    backward pass through the layers below them (about 2x cheaper steps for the top third)."""
 
 
 @dataclass

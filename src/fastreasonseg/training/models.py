@@ -159,6 +159,8 @@ def lora_config(settings: LoraSettings) -> Any:
         target_modules=list(settings.target_modules),
         bias="none",
         task_type="CAUSAL_LM",
+        layers_to_transform=list(settings.layers) if settings.layers else None,
+        layers_pattern="layers" if settings.layers else None,
     )
 
 
