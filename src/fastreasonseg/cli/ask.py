@@ -85,6 +85,7 @@ def segment(
     labeller: str | None = typer.Option(None, "--labeller", help="OWLv2 hub id or local directory."),
     stride: int = typer.Option(1, "--stride", min=1, help="Process every N-th video frame."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1),
+    threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Labeller score threshold."),
     device: str = typer.Option("cpu", "--device"),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing result in OUTPUT."),
 ) -> None:
@@ -96,6 +97,8 @@ def segment(
     _check_out(out, force)
     check_query(query)
     cfg = PerceptionConfig(stride=stride, max_frames=max_frames, device=device)
+    if threshold is not None:
+        cfg.box_threshold = threshold
     for name, value in (("segmenter", segmenter), ("depth", depth), ("labeller", labeller)):
         if value is not None:
             setattr(cfg, name, value)

@@ -22,6 +22,7 @@ def build(
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N processed frames."),
     mode: str = typer.Option("detect", "--mode", help="detect (labeller boxes -> SAM-2, fast) or grid."),
     vocab: list[str] = typer.Option([], "--vocab", help="Extra object names for the labeller (repeatable)."),
+    threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Labeller score threshold."),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
 ) -> None:
@@ -34,6 +35,8 @@ def build(
     from fastreasonseg.perception.builder import TwinBuilder
 
     cfg = PerceptionConfig(stride=stride, max_frames=max_frames, mode=mode, vocabulary=list(vocab), device=device)
+    if threshold is not None:
+        cfg.box_threshold = threshold
     if segmenter is not None:
         cfg.segmenter = segmenter
     if depth is not None:
