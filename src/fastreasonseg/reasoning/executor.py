@@ -17,6 +17,7 @@ a runtime that raises (a model that cannot load) propagates; a runtime that repo
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -33,7 +34,7 @@ from fastreasonseg.reasoning.grammar import (
     parse_rollout,
     rollout_gbnf,
 )
-from fastreasonseg.reasoning.prompt import BuiltPrompt, build_prompt, check_query, context_size
+from fastreasonseg.reasoning.prompt import BuiltPrompt, build_prompt, check_query, context_size, scene_prefix
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Runtime
 from fastreasonseg.reasoning.tools import ToolContext, ToolRegistry, default_registry
 from fastreasonseg.twin.schema import DigitalTwin
@@ -134,6 +135,13 @@ class Reasoner:
             if self.config.tools is not None:
                 registry = registry.subset(list(self.config.tools))
         self.registry = registry
+        try:
+            params = inspect.signature(runtime.complete).parameters
+            self._takes_cache_prefix = "cache_prefix" in params or any(
+                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+            )
+        except (TypeError, ValueError):
+            self._takes_cache_prefix = False
 
     # ------------------------------------------------------------------ helpers
     def _count(self) -> Callable[[str], int] | None:
@@ -216,6 +224,7 @@ class Reasoner:
                 fatal = f"the rollout used its {total_cap}-token budget without answering"
                 break
             grammar = self._grammar(not text, allow_plan, ctx.twin)
+            extra = {"cache_prefix": scene_prefix(prompt.user)} if self._takes_cache_prefix else {}
             comp = self.runtime.complete(
                 prompt,
                 text,
@@ -224,6 +233,7 @@ class Reasoner:
                 grammar=grammar,
                 temperature=cfg.temperature,
                 seed=cfg.seed,
+                **extra,
             )
             res.model_calls += 1
             res.prompt_tokens += comp.prompt_tokens

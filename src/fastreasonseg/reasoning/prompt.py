@@ -74,6 +74,12 @@ def user_message(view: str, query: str) -> str:
     return f"Scene:\n{view}\nQuestion: {quote_query(query)}"
 
 
+def scene_prefix(user: str) -> str:
+    """The part of a :func:`user_message` shared by every question about one twin (everything before the question)."""
+    k = user.rfind("\nQuestion: ")
+    return user[: k + 1] if k >= 0 else ""
+
+
 def check_query(query: object, max_chars: int = 2000) -> tuple[str, list[str]]:
     """Validate a query: (the query to use, notes). Raises ``InputError`` for a non-string or empty query."""
     if not isinstance(query, str):

@@ -61,8 +61,14 @@ class Runtime(Protocol):
         grammar: str | None = None,
         temperature: float = 0.0,
         seed: int | None = None,
+        cache_prefix: str | None = None,
     ) -> Completion:
-        """Continue ``assistant_prefix`` after ``prompt``; ``grammar`` is a GBNF grammar the continuation must match."""
+        """Continue ``assistant_prefix`` after ``prompt``; ``grammar`` is a GBNF grammar the continuation must match.
+
+        ``cache_prefix`` is the leading part of ``prompt.user`` that later questions about the same twin share (the
+        twin view): runtimes that can keep an evaluated prefix keep this one. Optional: the executor passes it only to
+        runtimes whose ``complete`` accepts it.
+        """
         ...
 
     def count_tokens(self, text: str) -> int:
