@@ -319,8 +319,8 @@ class _IoUSums:
     union: int = 0
     count: int = 0
 
-    def add(self, i: int, u: int) -> None:
-        self.iou_sum += i / u if u > 0 else 1.0
+    def add(self, i: int, u: int, value: float | None = None) -> None:
+        self.iou_sum += value if value is not None else (i / u if u > 0 else 1.0)
         self.inter += i
         self.union += u
         self.count += 1
@@ -363,16 +363,27 @@ class IoUAccumulator:
         return self.add_counts(int(i), int(u), groups=groups, id=id)
 
     def add_counts(
-        self, intersection: int, union: int, groups: Mapping[str, object] | None = None, id: str | None = None
+        self,
+        intersection: int,
+        union: int,
+        groups: Mapping[str, object] | None = None,
+        id: str | None = None,
+        iou: float | None = None,
     ) -> float:
-        """Record a sample from its precomputed intersection and union; returns its IoU."""
+        """Record a sample from its precomputed intersection and union; returns its IoU.
+
+        ``iou`` overrides the sample's IoU in gIoU (default ``intersection / union``): e.g. the mean of a video's
+        per-frame IoUs, while ``intersection`` / ``union`` (summed over the frames) still feed cIoU.
+        """
         if intersection < 0 or union < intersection:
             raise ValueError(f"invalid counts: intersection={intersection}, union={union}")
-        self._all.add(intersection, union)
+        if iou is not None and not 0.0 <= iou <= 1.0:
+            raise ValueError(f"invalid iou: {iou}")
+        self._all.add(intersection, union, iou)
         for key, value in (groups or {}).items():
             if value is not None:
-                self._groups[str(key)][str(value)].add(intersection, union)
-        value = intersection / union if union > 0 else 1.0
+                self._groups[str(key)][str(value)].add(intersection, union, iou)
+        value = iou if iou is not None else (intersection / union if union > 0 else 1.0)
         self.ious.append(value)
         self.ids.append(id)
         return value
