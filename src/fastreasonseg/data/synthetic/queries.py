@@ -182,7 +182,7 @@ TEMPLATES: dict[str, list[str]] = {
         "Which object {motion}?",
         "Segment everything that {motion}.",
         "What in the video {motion}?",
-        "Track the things that {motion}.",
+        "Track the things that {motions}.",
     ],
     "fastest": [
         "Which object moves fastest?",
@@ -191,18 +191,18 @@ TEMPLATES: dict[str, list[str]] = {
     ],
     "cat_motion": [
         "Which {cat} {motion}?",
-        "Segment the {cats} that {motion}.",
+        "Segment the {cats} that {motions}.",
         "Find the {cat} that {motion}.",
         "Track every {cat} that {motion}.",
     ],
     "cat_two_motions": [
         "Which {cat} {motion} and {motion2}?",
-        "Find the {cats} that {motion} and also {motion2}.",
+        "Find the {cats} that {motions} and also {motions2}.",
         "Segment each {cat} that both {motion} and {motion2}.",
     ],
     "cat_motion_fastest": [
-        "Of the {cats} that {motion}, which is fastest?",
-        "Among the {cats} that {motion}, segment the quickest one.",
+        "Of the {cats} that {motions}, which is fastest?",
+        "Among the {cats} that {motions}, segment the quickest one.",
         "Which {cat} that {motion} moves fastest?",
     ],
 }
@@ -348,6 +348,46 @@ def superlative(objs: list[Obj], sup: str) -> Obj | None:
     return a
 
 
+def _top2(objs: list[Obj], sup: str) -> list[Obj]:
+    """The winner of a superlative and its runner-up: the only objects a rationale needs to compare."""
+    return sorted(objs, key=SUPERLATIVES[sup][1])[:2]
+
+
+_REL_MARGIN: dict[str, Callable[[Obj, Obj], float]] = {
+    "left": lambda o, r: r.cx - o.cx,
+    "right": lambda o, r: o.cx - r.cx,
+    "above": lambda o, r: r.cy - o.cy,
+    "below": lambda o, r: o.cy - r.cy,
+    "nearer": lambda o, r: r.depth - o.depth,
+    "farther": lambda o, r: o.depth - r.depth,
+}
+
+
+def _rel_key(ref: Obj, rel: str, targets: list[Obj], pool: list[Obj]) -> list[Obj]:
+    """The targets and the non-target that comes closest to holding the relation (the key distractor)."""
+    tids = {t.id for t in targets} | {ref.id}
+    rest = sorted((o for o in pool if o.id not in tids), key=lambda o: -_REL_MARGIN[rel](o, ref))
+    return sorted(targets + rest[:1], key=lambda o: o.id)
+
+
+#: superlative -> the word a rationale's conclusion uses
+SUP_SHORT = {
+    "nearest": "Nearest",
+    "farthest": "Farthest",
+    "largest": "Largest",
+    "leftmost": "Leftmost",
+    "rightmost": "Rightmost",
+    "highest": "Highest",
+    "lowest": "Lowest",
+}
+
+
+def _head_evidence(head: str, objs: list[Obj], sup: str) -> str:
+    """'Animals, depths: 3 dog 2, 5 cat 4.' (a filter's name, then the compared values of its top two)."""
+    ev = _sup_evidence(objs, sup)
+    return f"{head}, {ev[:1].lower()}{ev[1:]}"
+
+
 def _sup_evidence(objs: list[Obj], sup: str) -> str:
     if sup in ("nearest", "farthest"):
         return "Depths: " + ", ".join(f"{o.cite} {o.d}" for o in objs) + "."
@@ -360,7 +400,7 @@ def _sup_evidence(objs: list[Obj], sup: str) -> str:
 
 def _rel_evidence(rel: str, ref: Obj, objs: list[Obj]) -> str:
     if rel in ("nearer", "farther"):
-        return f"{ref.cite} has depth {ref.d}; " + ", ".join(f"{o.cite} {o.d}" for o in objs) + "."
+        return f"Depth of {ref.cite} is {ref.d}; " + ", ".join(f"{o.cite} {o.d}" for o in objs) + "."
     axis = "x" if rel in ("left", "right") else "y"
     val = (lambda o: o.cx) if axis == "x" else (lambda o: o.cy)
     body = ", ".join(f"{o.cite} {round(val(o) * 100)}" for o in objs) if objs else "none"
@@ -382,6 +422,35 @@ def _span_fn(lo: int, hi: int):
         return True if o.last <= hi - 0.25 * span and o.motion.startswith("leave") else None
 
     return appears_later, leaves
+
+
+#: temporal fact -> its phrase with a plural subject ("the dogs that ...")
+MOTION_PLURAL: dict[str, str] = {
+    "left": "move to the left",
+    "right": "move to the right",
+    "approach": "come towards the camera",
+    "recede": "move away from the camera",
+    "later": "only show up later in the video",
+    "leaves": "leave the scene before the end",
+    "still": "stay still the whole time",
+}
+
+
+#: temporal fact -> the short words a rationale uses for it
+MOTION_SHORT: dict[str, str] = {
+    "left": "move left",
+    "right": "move right",
+    "approach": "approach",
+    "recede": "recede",
+    "later": "enter late",
+    "leaves": "leave early",
+    "still": "stay still",
+}
+
+
+def _ids(objs: list[Obj]) -> str:
+    """A conclusion names objects the evidence already cited by id only (fewer tokens)."""
+    return ", ".join(str(o.id) for o in objs) if objs else "none"
 
 
 def temporal_facts(lo: int, hi: int) -> dict[str, tuple[str, Callable[[Obj], bool | None]]]:
@@ -413,6 +482,26 @@ def _motion_evidence(fact: str, objs: list[Obj]) -> str:
     if fact in ("later", "leaves"):
         return "Frames: " + ", ".join(f"{o.cite} f{o.first}-{o.last}" for o in objs) + "."
     return "Speeds: " + ", ".join(f"{o.cite} v{round(o.speed * 100)}" for o in objs) + "."
+
+
+#: temporal fact -> how strongly an object shows it (to pick the non-target that comes closest: the key distractor)
+_MOTION_SCORE: dict[str, Callable[[Obj], float]] = {
+    "left": lambda o: -o.dxm,
+    "right": lambda o: o.dxm,
+    "approach": lambda o: o.depth - o.depth_last,
+    "recede": lambda o: o.depth_last - o.depth,
+    "later": lambda o: o.first,
+    "leaves": lambda o: -o.last,
+    "still": lambda o: -o.speed,
+    "speed": lambda o: o.speed,
+}
+
+
+def _motion_key(fact: str, targets: list[Obj], pool: list[Obj], k: int = 1) -> list[Obj]:
+    """The targets and the ``k`` non-targets of ``pool`` closest to showing ``fact``, in id order."""
+    tids = {t.id for t in targets}
+    rest = sorted((o for o in pool if o.id not in tids), key=lambda o: -_MOTION_SCORE[fact](o))
+    return sorted(targets + rest[:k], key=lambda o: o.id)
 
 
 # ---------------------------------------------------------------------------------------------- drafts
@@ -752,7 +841,10 @@ class QueryGenerator:
             c, cs = CATEGORY_NOUNS[cat]
             from fastreasonseg.data.synthetic.knowledge import SIZE_WORDS
 
-            sizes = ", ".join(f"{o.cite} {SIZE_WORDS[o.entry.size]}" for o in members)
+            runner = next(o for o in rank if o.entry.size != rank[0].entry.size)
+            sizes = ", ".join(
+                f"{o.cite} {SIZE_WORDS[o.entry.size]}" for o in sorted([winner[0], runner], key=lambda o: o.id)
+            )
             reason = f"{cs.capitalize()} and real sizes: {sizes}. The {sw} is {article(winner[0].key)}."
             ids = [o.id for o in winner]
             return QueryDraft(
@@ -784,10 +876,9 @@ class QueryGenerator:
                 tid, tpl = self._template(rng, "prop_not_cat", ctx)
                 excluded = [o for o in having if o.entry.category == cat]
                 reason = (
-                    f"{word.capitalize()}: " + ", ".join(o.cite for o in having) + ". "
-                    f"Not {cs}: " + (", ".join(o.cite for o in targets) if targets else "none") + "."
+                    f"{word.capitalize()}: " + _cites(sorted(targets + excluded[:1], key=lambda o: o.id)) + ". "
+                    f"Not {cs}: " + (_cites(targets) if targets else "none") + "."
                 )
-                del excluded
                 ids = [t.id for t in targets]
                 return QueryDraft(
                     tpl.format(prop=phrase, cats=cs),
@@ -823,7 +914,7 @@ class QueryGenerator:
                 continue
             tid, tpl = self._template(rng, "super", ctx)
             phrase = SUPERLATIVES[sup][0]
-            reason = _sup_evidence(objs, sup) + f" {win.cite} is {phrase.removeprefix('the ')}."
+            reason = _sup_evidence(_top2(objs, sup), sup) + f" {win.cite} is {phrase.removeprefix('the ')}."
             return QueryDraft(
                 tpl.format(sup=phrase),
                 [win.id],
@@ -893,11 +984,10 @@ class QueryGenerator:
                     continue
                 tid, tpl = self._template(rng, "rel", ctx)
                 phrase = SPATIAL_RELATIONS[rel][0]
-                others = [o for o in objs if o.id != ref.id]
                 reason = (
-                    _rel_evidence(rel, ref, others)
+                    _rel_evidence(rel, ref, _rel_key(ref, rel, targets, objs))
                     + f" {phrase.capitalize()} it: "
-                    + (", ".join(o.cite for o in targets) if targets else "nothing")
+                    + _ids(targets)
                     + "."
                 )
                 ids = [t.id for t in targets]
@@ -950,18 +1040,13 @@ class QueryGenerator:
                         if fk == "cat":
                             tid, tpl = self._template(rng, "cat_super", ctx)
                             q = tpl.format(cat=text, cats=CATEGORY_NOUNS[fact][1], sup=phrase)
-                            head = f"{CATEGORY_NOUNS[fact][1].capitalize()}: "
+                            head = CATEGORY_NOUNS[fact][1].capitalize()
                         else:
                             tid, tpl = self._template(rng, "use_super", ctx)
                             q = tpl.format(use=fact, sup=phrase)
-                            head = f"Can {fact}: "
-                        reason = (
-                            head
-                            + ", ".join(o.cite for o in members)
-                            + ". "
-                            + _sup_evidence(members, sup)
-                            + f" {win.cite} is {phrase.removeprefix('the ')}."
-                        )
+                            head = f"Can {fact}"
+                        top = _top2(members, sup)
+                        reason = _head_evidence(head, top, sup) + f" {SUP_SHORT[sup]}: {win.id}."
                         return QueryDraft(
                             q,
                             [win.id],
@@ -1002,12 +1087,10 @@ class QueryGenerator:
                     phrase = SPATIAL_RELATIONS[rel][0]
                     tid, tpl = self._template(rng, "cat_rel", ctx)
                     reason = (
-                        f"{cs.capitalize()}: "
-                        + ", ".join(o.cite for o in members)
-                        + ". "
-                        + _rel_evidence(rel, ref, members)
+                        f"Among {cs}: "
+                        + _rel_evidence(rel, ref, _rel_key(ref, rel, targets, members))
                         + f" {phrase.capitalize()} it: "
-                        + (", ".join(o.cite for o in targets) if targets else "none")
+                        + _ids(targets)
                         + "."
                     )
                     ids = [t.id for t in targets]
@@ -1062,13 +1145,9 @@ class QueryGenerator:
                         c, cs = CATEGORY_NOUNS[cat]
                         phrase, sp = SPATIAL_RELATIONS[rel][0], SUPERLATIVES[sup][0]
                         tid, tpl = self._template(rng, "cat_rel_super", ctx)
-                        reason = (
-                            f"{cs.capitalize()} {phrase} {ref.cite}: "
-                            + ", ".join(o.cite for o in inrel)
-                            + ". "
-                            + _sup_evidence(inrel, sup)
-                            + f" {win.cite} is {sp.removeprefix('the ')}."
-                        )
+                        top = _top2(inrel, sup)
+                        reason = _head_evidence(f"{cs.capitalize()} {phrase} {ref.cite}", top, sup)
+                        reason += f" {SUP_SHORT[sup]}: {win.id}."
                         return QueryDraft(
                             tpl.format(cat=c, cats=cs, rel=phrase, ref=ref.label, sup=sp),
                             [win.id],
@@ -1098,10 +1177,14 @@ class QueryGenerator:
                 continue
             t = inside[0]
             tid, tpl = self._template(rng, "between", ctx)
+            outside = sorted(
+                (o for o in objs if o.id not in (a.id, b.id, t.id)),
+                key=lambda o: min(abs(o.cx - a.cx), abs(o.cx - b.cx)),
+            )[:1]
             reason = (
                 f"Centre x: {a.cite} {round(a.cx * 100)}, {b.cite} {round(b.cx * 100)}; "
-                + ", ".join(f"{o.cite} {round(o.cx * 100)}" for o in objs if o.id not in (a.id, b.id))
-                + f". Only {t.cite} is between."
+                + ", ".join(f"{o.cite} {round(o.cx * 100)}" for o in [t, *outside])
+                + f". Between: {t.id}."
             )
             return QueryDraft(
                 tpl.format(a=a.label, b=b.label),
@@ -1145,14 +1228,20 @@ class QueryGenerator:
                 continue
             tid, tpl = self._template(rng, "motion", ctx)
             reason = (
-                _motion_evidence(name, objs)
-                + f" {phrase.capitalize()}: "
-                + (", ".join(o.cite for o in targets) if targets else "none")
+                _motion_evidence(name, _motion_key(name, targets, objs, 1 if targets else 2))
+                + f" {MOTION_SHORT[name].capitalize()}: "
+                + _ids(targets)
                 + "."
             )
             ids = [t.id for t in targets]
             return QueryDraft(
-                tpl.format(motion=phrase), ids, "temporal", 1, self._finish(reason, ids, None), tid, [f"motion:{name}"]
+                tpl.format(motion=phrase, motions=MOTION_PLURAL[name]),
+                ids,
+                "temporal",
+                1,
+                self._finish(reason, ids, None),
+                tid,
+                [f"motion:{name}"],
             )
         return None
 
@@ -1164,7 +1253,7 @@ class QueryGenerator:
         if a.speed < 1.4 * b.speed or round(a.speed * 100) - round(b.speed * 100) < 3:
             return None
         tid, tpl = self._template(rng, "fastest", ctx)
-        reason = _motion_evidence("speed", objs) + f" {a.cite} is fastest."
+        reason = _motion_evidence("speed", sorted([a, b], key=lambda o: o.id)) + f" {a.cite} is fastest."
         return QueryDraft(tpl, [a.id], "temporal", 1, self._finish(reason, [a.id], None), tid, ["motion:fastest"])
 
     def _cat_groups(self, objs) -> list[tuple[str, list[Obj]]]:
@@ -1193,17 +1282,15 @@ class QueryGenerator:
                 c, cs = CATEGORY_NOUNS[cat]
                 tid, tpl = self._template(rng, "cat_motion", ctx)
                 reason = (
-                    f"{cs.capitalize()}: "
-                    + ", ".join(o.cite for o in members)
-                    + ". "
-                    + _motion_evidence(name, members)
-                    + f" {phrase.capitalize()}: "
-                    + (", ".join(o.cite for o in targets) if targets else "none")
+                    f"Among {cs}: "
+                    + _motion_evidence(name, _motion_key(name, targets, members))
+                    + f" {MOTION_SHORT[name].capitalize()}: "
+                    + _ids(targets)
                     + "."
                 )
                 ids = [t.id for t in targets]
                 return QueryDraft(
-                    tpl.format(cat=c, cats=cs, motion=phrase),
+                    tpl.format(cat=c, cats=cs, motion=phrase, motions=MOTION_PLURAL[name]),
                     ids,
                     "temporal",
                     2,
@@ -1242,14 +1329,12 @@ class QueryGenerator:
                     ):
                         tid, tpl = self._template(rng, "cat_motion_fastest", ctx)
                         reason = (
-                            f"{cs.capitalize()} that {phrase}: "
-                            + ", ".join(o.cite for o in inm)
-                            + ". "
-                            + _motion_evidence("speed", inm)
+                            f"{cs.capitalize()} that {MOTION_SHORT[name]}: "
+                            + _motion_evidence("speed", sorted([a, b], key=lambda o: o.id))
                             + f" {a.cite} is fastest."
                         )
                         return QueryDraft(
-                            tpl.format(cat=c, cats=cs, motion=phrase),
+                            tpl.format(cat=c, cats=cs, motion=phrase, motions=MOTION_PLURAL[name]),
                             [a.id],
                             "temporal",
                             3,
@@ -1270,17 +1355,22 @@ class QueryGenerator:
                         continue
                     tid, tpl = self._template(rng, "cat_two_motions", ctx)
                     reason = (
-                        f"{cs.capitalize()} that {phrase}: "
-                        + ", ".join(o.cite for o in inm)
-                        + ". "
-                        + _motion_evidence(name2, inm)
-                        + f" Also {phrase2}: "
-                        + ", ".join(o.cite for o in both)
+                        f"{cs.capitalize()} that {MOTION_SHORT[name]}: "
+                        + _motion_evidence(name2, _motion_key(name2, both, inm))
+                        + f" Also {MOTION_SHORT[name2]}: "
+                        + _ids(both)
                         + "."
                     )
                     ids = [o.id for o in both]
                     return QueryDraft(
-                        tpl.format(cat=c, cats=cs, motion=phrase, motion2=phrase2),
+                        tpl.format(
+                            cat=c,
+                            cats=cs,
+                            motion=phrase,
+                            motion2=phrase2,
+                            motions=MOTION_PLURAL[name],
+                            motions2=MOTION_PLURAL[name2],
+                        ),
                         ids,
                         "temporal",
                         3,
