@@ -116,3 +116,87 @@ def masks(
         console.print(f"J&F {report.JF:.4f}  J {report.J:.4f}  F {report.F:.4f}")
     if strict and (missing or invalid):
         fail(f"{len(missing)} missing and {len(invalid)} unusable predicted frame(s) (--strict)")
+
+
+@eval_app.command("run")
+def run(
+    dataset: str = typer.Option(
+        ..., "--dataset", "-d", help="synthetic, reasonseg, llmseg40k, refcocog, revos, mevis or davis."
+    ),
+    root: Path = typer.Option(..., "--root", help="Dataset root (synthetic: folder with <split>.jsonl, or the file)."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (rerun with the same folder to resume)."),
+    predictor: str = typer.Option("reasoner", "--predictor", "-p", help="reasoner, embedding or oracle."),
+    reasoner: str | None = typer.Option(
+        None, "--reasoner", help="Reasoner spec for --predictor reasoner (default: the project's default reasoner)."
+    ),
+    adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter for the reasoner (GGUF or PEFT dir)."),
+    twins: str = typer.Option("oracle", "--twins", help="oracle (from the annotations) or perception (models)."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Videos: score every N-th frame."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Videos: score at most N frames."),
+    limit: int | None = typer.Option(None, "--limit", min=0, help="Evaluate only the first N queries."),
+    device: str = typer.Option("cpu", "--device", help="Perception device (--twins perception)."),
+    images: Path | None = typer.Option(None, "--images", help="Images folder (RefCOCOg / LLM-Seg40K)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object instead of tables."),
+) -> None:
+    """Evaluate a predictor on a dataset split: gIoU / cIoU (images), J / F / J&F (videos), efficiency.
+
+    Per-query predictions go to OUTPUT/predictions.jsonl as they finish; OUTPUT/summary.json is rewritten at the end.
+    Rerunning with the same OUTPUT skips finished queries. Samples that cannot be read are skipped and reported.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fastreasonseg.eval.runner import print_summary, run_eval
+
+    perception = None
+    if twins == "perception":
+        from fastreasonseg.config import PerceptionConfig
+
+        perception = PerceptionConfig(device=device)
+    options = {"images": str(images)} if images is not None else {}
+    bar = Progress(
+        TextColumn("[bold]eval[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+    state = {"task": None, "done": 0, "resumed": 0, "skipped": 0}
+
+    def progress(event: str, total: int | None) -> None:
+        if event == "start":
+            state["task"] = bar.add_task(f"{dataset}/{split}", total=total, status="")
+            return
+        state[event] = state.get(event, 0) + 1
+        status = f"new {state['done']} resumed {state['resumed']} skipped {state['skipped']}"
+        bar.update(state["task"], advance=0 if event == "skipped" else 1, status=status)
+
+    try:
+        with bar:
+            summary = run_eval(
+                dataset,
+                root,
+                split,
+                output,
+                predictor=predictor,
+                reasoner=reasoner,
+                adapter=adapter,
+                twins=twins,
+                perception=perception,
+                stride=stride,
+                max_frames=max_frames,
+                limit=limit,
+                dataset_options=options,
+                progress=progress,
+            )
+    except InputError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        typer.echo(json.dumps(_finite(summary)))
+    else:
+        print_summary(summary, console)
+        console.print(f"wrote {output / 'predictions.jsonl'} and {output / 'summary.json'}", highlight=False)

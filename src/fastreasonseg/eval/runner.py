@@ -67,7 +67,14 @@ import numpy as np
 
 from fastreasonseg.errors import FastReasonSegError, InputError
 from fastreasonseg.eval.metrics import IoUAccumulator, VideoScore, intersection_union
-from fastreasonseg.eval.predictors import EMBEDDING_THRESHOLD, Prediction, Predictor, count_parameters, make_predictor
+from fastreasonseg.eval.predictors import (
+    EMBEDDING_THRESHOLD,
+    PREDICTORS,
+    Prediction,
+    Predictor,
+    count_parameters,
+    make_predictor,
+)
 from fastreasonseg.twin.schema import DigitalTwin, Frame, Instance, Models, Source
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -699,6 +706,8 @@ def run_eval(
             embedding_threshold=embedding_threshold,
             dataset_options=dict(dataset_options or {}),
         )
+    if isinstance(predictor, str) and cfg.predictor.strip().lower() not in PREDICTORS:
+        raise InputError(f"unknown predictor {cfg.predictor!r}; choose one of {', '.join(PREDICTORS)}")
     if cfg.twins not in TWIN_SOURCES:
         raise InputError(f"twins must be one of {', '.join(TWIN_SOURCES)}, got {cfg.twins!r}")
     if cfg.stride < 1:
@@ -841,7 +850,7 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
     if has_video:
         for col in ("videos", "J", "F", "J&F"):
             table.add_column(col, justify="right")
-    for col in ("format %", "no-target %", "exact %"):
+    for col in ("format%", "none%", "exact%"):
         table.add_column(col, justify="right")
     last = None
     for key, val, d in rows:
@@ -855,8 +864,9 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
             row += [str(d.get("videos") or 0), _fmt(d.get("J")), _fmt(d.get("F")), _fmt(d.get("J&F"))]
         row += [_fmt(d.get("format_rate"), True), _fmt(d.get("no_target_rate"), True), _fmt(d.get("exact_ids"), True)]
         table.add_row(*row)
-    width = None if con.is_terminal else max(con.width, 132)  # files and pipes: don't squash the columns
-    con.print(table, width=width)
+    if not con.is_terminal and con.width < 132:  # files and pipes: don't squash the columns
+        con = Console(file=con.file, width=132, soft_wrap=True)
+    con.print(table)
     c = summary.get("counts", {})
     con.print(
         f"evaluated {c.get('evaluated', 0)} (now {c.get('evaluated_now', 0)}, resumed {c.get('resumed', 0)}), "
@@ -880,4 +890,4 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
         et.add_row(f"perception ms/frame: {k}", f"{v:.1f}")
     for k, v in (eff.get("frames_per_second") or {}).items():
         et.add_row(f"frames/s: {k}", f"{v:.2f}")
-    con.print(et, width=width)
+    con.print(et)
