@@ -119,12 +119,65 @@ def test_samples_valid_targets_and_rationales(samples):
             assert m.group(1) == '{"ids": []}'
         if "<plan>" in s.rationale:
             plan = json.loads(s.rationale.split("<plan>")[1].split("</plan>")[0])
-            assert plan == s.plan and plan[0]["tool"] in ("relation", "relabel")
+            assert plan == s.plan and plan[0]["tool"] in ("relation", "relabel", "motion")
         assert s.category in ("semantic", "spatial", "temporal") and s.level in (1, 2, 3)
         if s.category == "temporal":
             assert s.media == "video"
         if s.category == "spatial":
             assert s.media == "image"
+
+
+def test_rationales_are_trainable_rollouts(samples):
+    """Every reference rollout is well-formed; plan rollouts carry the executor's exact <results>."""
+    from fastreasonseg.data.synthetic.dataset import rollout_parts
+    from fastreasonseg.reasoning.grammar import dump_json, parse_rollout, render_rollout
+    from fastreasonseg.reasoning.tools import ToolContext, default_registry
+
+    with_plan = 0
+    for s in _all(samples):
+        parsed = parse_rollout(s.reference_rollout)
+        assert parsed.ok, (s.reference_rollout, parsed.messages())
+        assert parsed.answer_ids == s.ids
+        parts = s.rollout_parts()
+        assert "".join(p for p, _ in parts) == s.rationale == s.reference_rollout
+        if s.plan is None:
+            assert s.tool_results is None and all(by_model for _, by_model in parts)
+            continue
+        with_plan += 1
+        assert len(s.tool_results) == 1
+        (results,) = s.tool_results
+        # the executor's own answer to the plan, on a fresh copy of the twin
+        reg = default_registry()
+        call = s.plan[0]
+        res = reg.call(call["tool"], call["args"], ToolContext(twin=s.twin.model_copy(deep=True)))
+        assert results == {call["tool"]: res} and "error" not in res
+        executor_parts = [p for p, by_model in parts if not by_model]
+        assert executor_parts == ["\n<results>" + dump_json(results, compact=True) + "</results>\n"]
+        reason = parsed.reason
+        assert s.rationale == render_rollout(reason, s.ids, [(s.plan, results)])
+    assert with_plan >= 1
+    assert rollout_parts('<reason>a</reason><answer>{"ids": []}</answer>') == [
+        ('<reason>a</reason><answer>{"ids": []}</answer>', True)
+    ]
+
+
+def test_plan_share_and_rationale_length():
+    """About 10-15% of samples call a tool; rationales stay short (~15-45 tokens, rough count)."""
+    holdout = make_holdout(SEED)
+    ss = list(iter_split("train", 150, SEED + 1, holdout))
+    share = sum(s.plan is not None for s in ss) / len(ss)
+    assert 0.05 <= share <= 0.25, share
+    model_text = ["".join(p for p, by_model in s.rollout_parts() if by_model) for s in ss]
+    # about 3.3 characters per token for these texts (SmolLM2 tokenizer)
+    approx = [len(t) / 3.3 for t in model_text]
+    assert np.mean(approx) < 55, np.mean(approx)
+
+
+def test_motion_templates_agree_in_number():
+    bad = re.compile(r"(things|\{cats\}) that (\{motion\}|\{motion2\})|\{cats\} that \{motions\} and also \{motion2\}")
+    for kind in ("motion", "cat_motion", "cat_two_motions", "cat_motion_fastest"):
+        for t in TEMPLATES[kind]:
+            assert not bad.search(t), t
 
 
 def test_category_level_coverage(samples):

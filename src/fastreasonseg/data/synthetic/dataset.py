@@ -17,6 +17,7 @@ without the others and changing ``--train`` does not change val or test.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -110,6 +111,18 @@ class SyntheticSample:
     plan: list[dict] | None = None
     novel: list[str] = field(default_factory=list)
     """Held-out parts this sample exercises: ``object``, ``fact``, ``template``."""
+    tool_results: list[dict] | None = None
+    """With ``plan``: the executor's ``<results>`` object per round, as written inside :attr:`rationale`
+    (JSONL key ``results``; optional, absent in older files)."""
+
+    @property
+    def reference_rollout(self) -> str:
+        """The full reference rollout (the rationale: model-written parts plus any executor ``<results>``)."""
+        return self.rationale
+
+    def rollout_parts(self) -> list[tuple[str, bool]]:
+        """:func:`rollout_parts` of the reference rollout: ``(text, written_by_model)`` pieces."""
+        return rollout_parts(self.rationale)
 
     @property
     def no_target(self) -> bool:
@@ -136,6 +149,7 @@ class SyntheticSample:
             "facts": list(self.facts),
             "setting": self.setting,
             "novel": list(self.novel),
+            "results": self.tool_results,
             "twin": self.twin.to_dict(),
         }
 
@@ -158,7 +172,29 @@ class SyntheticSample:
             facts=list(d["facts"]),
             setting=d["setting"],
             novel=list(d.get("novel", [])),
+            tool_results=d.get("results"),
         )
+
+
+_RESULTS_SPAN = re.compile(r"\n?<results>.*?</results>\n?", re.S)
+
+
+def rollout_parts(text: str) -> list[tuple[str, bool]]:
+    """Split a rollout into ``(text, written_by_model)`` pieces, in order; concatenated they give ``text``.
+
+    The executor writes each ``\n<results>…</results>\n`` block (line breaks included, as it appends
+    them); everything else is the model's. Training masks the executor's pieces out of the loss.
+    """
+    parts: list[tuple[str, bool]] = []
+    pos = 0
+    for m in _RESULTS_SPAN.finditer(text):
+        if m.start() > pos:
+            parts.append((text[pos : m.start()], True))
+        parts.append((m.group(0), False))
+        pos = m.end()
+    if pos < len(text):
+        parts.append((text[pos:], True))
+    return parts
 
 
 def _settings_for(key: str, kb: KnowledgeBase, video: bool) -> list[str]:
@@ -280,6 +316,7 @@ def generate_sample(
             facts=draft.facts,
             setting=scene.setting,
             novel=novel,
+            tool_results=draft.results,
         )
     raise RuntimeError(f"could not generate sample {index} of {split} (seed {seed})")  # pragma: no cover
 
@@ -380,6 +417,7 @@ __all__ = [
     "load_jsonl",
     "make_holdout",
     "manifest",
+    "rollout_parts",
     "save_jsonl",
     "split_stats",
     "write_dataset",

@@ -363,6 +363,17 @@ _REL_MARGIN: dict[str, Callable[[Obj, Obj], float]] = {
 }
 
 
+#: spatial relation -> the word the relation tool writes for it in ``a_is``
+_REL_TOOL_WORD = {
+    "left": "left of",
+    "right": "right of",
+    "above": "above",
+    "below": "below",
+    "nearer": "in front of",
+    "farther": "behind",
+}
+
+
 def _rel_key(ref: Obj, rel: str, targets: list[Obj], pool: list[Obj]) -> list[Obj]:
     """The targets and the non-target that comes closest to holding the relation (the key distractor)."""
     tids = {t.id for t in targets} | {ref.id}
@@ -517,6 +528,8 @@ class QueryDraft:
     template_id: str
     facts: list[str] = field(default_factory=list)
     plan: list[dict] | None = None
+    results: list[dict] | None = None
+    """The executor's ``<results>`` object for each plan round (set with ``plan``)."""
 
 
 @dataclass
@@ -529,8 +542,9 @@ class QueryContext:
     heldout_templates: set[str] = field(default_factory=set)
     prefer_heldout: float = 0.0
     """Probability of picking a held-out template when one is allowed (val/test)."""
-    plan_rate: float = 0.15
-    """Probability of adding a tool call to a rationale where one fits."""
+    plan_rate: float = 0.75
+    """Probability of adding a tool call to a rationale where one genuinely helps (a close call, see
+    :meth:`QueryGenerator.add_tools`); about 12% of all samples end up with a ``<plan>``."""
 
     def use_ok(self, u: str) -> bool:
         return self.allowed_uses is None or u in self.allowed_uses
@@ -561,6 +575,13 @@ def _is(o: Obj) -> str:
     if o.label == o.key:
         return o.cite
     return f"{o.cite} is {article(o.key)}"
+
+
+class _NoRuntime:
+    """A runtime that never runs: the generator only borrows the executor's tool runner."""
+
+    def complete(self, *args, **kwargs):  # pragma: no cover - never called
+        raise RuntimeError("the synthetic generator does not generate text")
 
 
 class QueryGenerator:
@@ -594,13 +615,6 @@ class QueryGenerator:
             if o.mislabelled and o.label in kb and holds(kb[o.label]):
                 return False
         return True
-
-    def _relabel_plan(self, rng, targets: list[Obj], ctx: QueryContext) -> list[dict] | None:
-        bad = [t for t in targets if t.mislabelled]
-        if bad and rng.random() < 2 * ctx.plan_rate:
-            t = bad[0]
-            return [{"tool": "relabel", "args": {"id": t.id, "candidates": [t.label, t.true_label]}}]
-        return None
 
     @staticmethod
     def _finish(reason: str, ids: list[int], plan: list[dict] | None) -> str:
@@ -642,7 +656,7 @@ class QueryGenerator:
         keys = [t.key for t in targets] or kb.with_use(use)[:2]
         reason = f"To {use} you use {_names(keys)}. " + self._evidence(targets)
         ids = [t.id for t in targets]
-        plan = self._relabel_plan(rng, targets, ctx)
+        plan = None
         return QueryDraft(
             tpl.format(use=use), ids, "semantic", 1, self._finish(reason, ids, plan), tid, [f"use:{use}"], plan
         )
@@ -675,7 +689,7 @@ class QueryGenerator:
         tid, tpl = self._template(rng, "trait", ctx)
         reason = f"{_names(keys).capitalize()} {trait}. " + self._evidence(targets)
         ids = [t.id for t in targets]
-        plan = self._relabel_plan(rng, targets, ctx)
+        plan = None
         return QueryDraft(
             tpl.format(trait=trait), ids, "semantic", 1, self._finish(reason, ids, plan), tid, [f"trait:{trait}"], plan
         )
@@ -992,8 +1006,6 @@ class QueryGenerator:
                 )
                 ids = [t.id for t in targets]
                 plan = None
-                if len(targets) == 1 and rng.random() < ctx.plan_rate:
-                    plan = [{"tool": "relation", "args": {"a": targets[0].id, "b": ref.id}}]
                 return QueryDraft(
                     tpl.format(rel=phrase, ref=ref.label),
                     ids,
@@ -1095,8 +1107,6 @@ class QueryGenerator:
                     )
                     ids = [t.id for t in targets]
                     plan = None
-                    if len(targets) == 1 and rng.random() < ctx.plan_rate:
-                        plan = [{"tool": "relation", "args": {"a": targets[0].id, "b": ref.id}}]
                     return QueryDraft(
                         tpl.format(cat=c, cats=cs, rel=phrase, ref=ref.label),
                         ids,
@@ -1380,6 +1390,95 @@ class QueryGenerator:
                     )
         return None
 
+    # ------------------------------------------------------------------ tool calls
+    def _executor(self):
+        if getattr(self, "_reasoner", None) is None:
+            from fastreasonseg.reasoning.executor import Reasoner
+
+            self._reasoner = Reasoner(_NoRuntime())  # never generates: only its tool runner is used
+        return self._reasoner
+
+    def run_plan(self, twin, plan: list[dict]) -> dict:
+        """The ``<results>`` object the executor answers ``plan`` with on ``twin`` (its own code path)."""
+        from fastreasonseg.reasoning.executor import RolloutResult
+        from fastreasonseg.reasoning.grammar import dump_json
+        from fastreasonseg.reasoning.tools import ToolContext
+
+        ctx = ToolContext(twin=twin.model_copy(deep=True))  # tools may refine the twin: never the sample's
+        return self._executor()._run_plan(dump_json(plan), ctx, RolloutResult(ids=[], no_target=True))
+
+    def _close_call(self, scene: Scene, objs: list[Obj], draft: QueryDraft) -> tuple[list[dict], Callable] | None:
+        """A tool call that settles the draft's closest call, and a check its result must pass.
+
+        Spatial relations to a named object: ``relation(target, ref)`` for the target nearest the
+        threshold (centres within 25% of the frame, depths within 0.35). Temporal direction / depth facts:
+        ``motion(target)`` for the target with the weakest evidence (displacement or depth change < 0.4).
+        The answer never depends on the
+        result; a plan is only kept when the result agrees with the ground truth.
+        """
+        kinds: dict[str, str] = {}
+        for f in draft.facts:
+            k, _, v = f.partition(":")
+            kinds.setdefault(k, v)
+        by_id = {o.id: o for o in objs}
+        targets = [by_id[i] for i in draft.ids if i in by_id]
+        if not targets or any(t.mislabelled for t in targets):
+            return None
+        if draft.category == "spatial" and "ref" in kinds and kinds.get("rel") in _REL_MARGIN:
+            rel, ref = kinds["rel"], by_id.get(int(kinds["ref"]))
+            if ref is None:
+                return None
+            t = min(targets, key=lambda o: _REL_MARGIN[rel](o, ref))
+            if _REL_MARGIN[rel](t, ref) > (0.35 if rel in ("nearer", "farther") else 0.25):
+                return None
+            want = _REL_TOOL_WORD[rel]
+            return [{"tool": "relation", "args": {"a": t.id, "b": ref.id}}], lambda r: want in r.get("a_is", [])
+        if draft.category == "temporal":
+            motions = [f.split(":", 1)[1] for f in draft.facts if f.startswith("motion:")]
+            motions = [m for m in motions if m in ("left", "right", "approach", "recede")]
+            if not motions:
+                return None
+            m = motions[-1]
+            t = min(targets, key=_MOTION_SCORE[m])
+            if _MOTION_SCORE[m](t) > 0.4:
+                return None  # a clear displacement / depth change: no need to check
+
+            def check(r: dict, m=m) -> bool:
+                return {
+                    "left": "left" in r.get("dir", ""),
+                    "right": "right" in r.get("dir", ""),
+                    "approach": r.get("depth") == "approaching",
+                    "recede": r.get("depth") == "receding",
+                }[m]
+
+            return [{"tool": "motion", "args": {"id": t.id}}], check
+        return None
+
+    def add_tools(self, rng, scene: Scene, objs: list[Obj], draft: QueryDraft, ctx: QueryContext) -> None:
+        """Give ``draft`` a ``<plan>`` (a tool call on its closest call) with probability ``ctx.plan_rate``.
+
+        The rationale becomes ``<reason>…</reason><plan>…</plan><results>…</results><answer>…</answer>``
+        exactly as the executor would write it: the plan is run through the executor's own tool runner
+        on a copy of the twin, and the rollout is rendered with
+        :func:`~fastreasonseg.reasoning.grammar.render_rollout` (the executor's line breaks around
+        ``<results>``). The ``<results>`` span is executor-written (masked out of training losses).
+        """
+        found = self._close_call(scene, objs, draft)
+        if found is None or rng.random() >= ctx.plan_rate:
+            return
+        plan, check = found
+        results = self.run_plan(scene.twin, plan)
+        res = results.get(plan[0]["tool"], {})
+        if "error" in results or "error" in res or not check(res):
+            return
+        from fastreasonseg.reasoning.grammar import render_rollout
+
+        reason = draft.rationale.split("<reason>", 1)[1].split("</reason>", 1)[0]
+        subject = plan[0]["args"].get("a", plan[0]["args"].get("id"))
+        reason += f" {subject} is a close call: check with {plan[0]['tool']}."
+        draft.plan, draft.results = plan, [results]
+        draft.rationale = render_rollout(reason, sorted(draft.ids), [(plan, results)])
+
     # ------------------------------------------------------------------ dispatch
     def generate(
         self,
@@ -1396,6 +1495,12 @@ class QueryGenerator:
         objs = scene_objects(scene, self.kb)
         if not objs:
             return None
+        draft = self._generate(rng, scene, objs, category, level, ctx, no_target)
+        if draft is not None:
+            self.add_tools(rng, scene, objs, draft, ctx)
+        return draft
+
+    def _generate(self, rng, scene, objs, category, level, ctx, no_target) -> QueryDraft | None:
         if category == "semantic":
             if level == 1:
                 fns = [self.sem_use, self.sem_trait, self.sem_prop, self.sem_cat]
