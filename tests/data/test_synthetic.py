@@ -383,3 +383,12 @@ def test_view_tokens_per_sample(samples):
     )
     assert np.mean(counts) < 600
     assert np.median(rcounts) < 120
+
+
+def test_heldout_facts_share_in_eval(holdout):
+    """Val/test semantic samples exercise a held-out use or trait ~20-30% of the time (L1 queries are steered)."""
+    ss = [s for s in iter_split("test", 60, SEED, holdout) if s.category == "semantic"]
+    held = {f"use:{u}" for u in holdout.uses} | {f"trait:{t}" for t in holdout.traits}
+    with_fact = [s for s in ss if "fact" in s.novel]
+    assert all(set(s.facts) & held for s in with_fact)
+    assert len(with_fact) >= 0.1 * len(ss), (len(with_fact), len(ss))

@@ -48,6 +48,8 @@ _NO_TARGET_CELLS |= {("temporal", 1), ("temporal", 2)}
 _LEVEL_FALLBACK_AFTER = 30
 NO_TARGET_RATE = 0.1
 SEMANTIC_VIDEO_RATE = 0.3
+NOVEL_FACT_RATE = 0.8
+"""Share of val/test semantic L1 samples steered to a held-out use or trait."""
 DEFAULT_SIZES = {"train": 2000, "val": 200, "test": 300}
 
 
@@ -239,13 +241,17 @@ def generate_sample(
     category = str(rng.choice(CATEGORIES, p=[CATEGORY_WEIGHTS[c] for c in CATEGORIES]))
     level = int(rng.integers(1, 4))
     no_target = bool(rng.random() < NO_TARGET_RATE) and (category, level) in _NO_TARGET_CELLS
-    want_novel_object = (not train) and not no_target and rng.random() < 0.5
-    want_novel_fact = (not train) and category == "semantic" and not want_novel_object and rng.random() < 0.5
+    # held-out uses / traits: one-fact semantic queries (L1) ask about them in most val/test samples (L2/L3
+    # queries are about categories, properties and sizes), i.e. ~25% of the semantic val/test samples
+    want_novel_fact = (not train) and category == "semantic" and level == 1 and rng.random() < NOVEL_FACT_RATE
+    want_novel_object = (not train) and not no_target and not want_novel_fact and rng.random() < 0.5
     if want_novel_fact:
         ctx.allowed_uses, ctx.allowed_traits = set(holdout.uses), set(holdout.traits)
+        ctx.prefer_facts = True
     fact_keys = [k for k in kb.keys if set(kb[k].uses) & set(holdout.uses) or set(kb[k].traits) & set(holdout.traits)]
     for attempt in range(60):
         if attempt == 20:
+            ctx.prefer_facts = False
             ctx.allowed_uses = set(kb.all_uses) - set(holdout.uses) if train else None
             ctx.allowed_traits = set(kb.all_traits) - set(holdout.traits) if train else None
         video = category == "temporal" or (category == "semantic" and rng.random() < SEMANTIC_VIDEO_RATE)
@@ -299,6 +305,8 @@ def generate_sample(
             novel.append("fact")
         if draft.template_id in holdout.templates:
             novel.append("template")
+        if want_novel_fact and attempt < 20 and "fact" not in novel:
+            continue
         return SyntheticSample(
             uid=f"{split}-{seed}-{index:06d}",
             split=split,

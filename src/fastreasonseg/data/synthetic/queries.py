@@ -542,6 +542,8 @@ class QueryContext:
     heldout_templates: set[str] = field(default_factory=set)
     prefer_heldout: float = 0.0
     """Probability of picking a held-out template when one is allowed (val/test)."""
+    prefer_facts: bool = False
+    """Semantic L1: try the use and trait queries first (val/test samples steered to held-out facts)."""
     plan_rate: float = 0.75
     """Probability of adding a tool call to a rationale where one genuinely helps (a close call, see
     :meth:`QueryGenerator.add_tools`); about 12% of all samples end up with a ``<plan>``."""
@@ -1506,6 +1508,8 @@ class QueryGenerator:
                 fns = [self.sem_use, self.sem_trait, self.sem_prop, self.sem_cat]
                 w = np.array([0.4, 0.2, 0.2, 0.2])
                 order = rng.choice(len(fns), size=len(fns), replace=False, p=w)
+                if ctx.prefer_facts:
+                    order = sorted(order, key=lambda i: i >= 2)  # use / trait first, order kept
                 for i in order:
                     d = fns[int(i)](rng, objs, ctx, no_target=no_target)
                     if d is not None:
