@@ -5,8 +5,13 @@ Held out from the training split (recorded in the manifest):
 * **objects** - about 10% of the knowledge entries (at least one per category of 5+ entries,
   never people). They never appear in a training scene at all; in val/test about half of the
   samples are steered to have one of them among the targets.
-* **facts** - about 12% of the uses and 12% of the traits: no training query asks about them.
+* **facts** - about 12% of the uses and 12% of the traits: no training query asks about them; in
+  val/test, 80% of the semantic L1 samples are steered to one of them (~20-25% of semantic samples).
 * **phrasings** - the last template of every query kind (:func:`~.queries.heldout_template_ids`).
+
+Samples are balanced over the 9 (category, level) cells: the cell is drawn first (temporal queries on
+videos, spatial on images, semantic on either) and, for cells random scenes rarely support (semantic
+L2, temporal L2/L3), the scene is built around a planned query (:mod:`.plan`).
 
 Each sample records which of these it exercises (``novel``), so an evaluation can report seen vs
 novel separately. Everything is deterministic given the seed: sample ``i`` of a split is generated

@@ -18,11 +18,18 @@ clearly out of the answer (no object sits near a threshold), and, for temporal f
 measurement agrees with the motion the generator gave the object. Every query whose answer would be
 several objects asks for all of them; no-target queries (the asked-for thing is absent) answer ``[]``.
 
-Rationales are in the rollout grammar, short (typically 15-60 tokens), cite objects as ``<id> <label>``
-as in the view, and are answerable from the view alone. A minority add a ``<plan>`` (``relation`` for a
-relation between two objects, ``relabel`` when the top label is wrong and an alternative label is the
-right one); the executor's ``<results>`` go between ``</plan>`` and ``<answer>`` at training time, and
-the answer never depends on them.
+Rationales are in the rollout grammar, short (about 15-45 tokens): the evidence cites only the targets
+and the key distractor / reference objects (the runner-up of a superlative, the non-target nearest a
+relation's threshold), as ``<id> <label>`` like the view; conclusions repeat ids only. They are
+answerable from the view alone. About 12% add a ``<plan>`` where a tool settles a close call
+(:meth:`QueryGenerator.add_tools`): ``relation(target, ref)`` when a target is near a relation's
+threshold, ``motion(target)`` when a target's displacement or depth change is small. The plan is run
+through the executor's own tool runner, so the rationale is the exact rollout
+``<reason>…</reason>\n<plan>…</plan>\n<results>…</results>\n<answer>…</answer>`` (the ``<results>`` part is
+executor-written: :func:`~fastreasonseg.data.synthetic.dataset.rollout_parts` splits it off), and the plan
+is only kept when the result agrees with the ground truth. ``relabel`` is not used: without a labeller
+it matches the candidates against the twin's own scores, where the wrong top label always scores
+higher than the right alternative, so it cannot help on the generator's mislabels.
 """
 
 from __future__ import annotations
@@ -72,6 +79,9 @@ PROPERTY_PHRASES: dict[str, tuple[str, str]] = {
     "container": ("able to hold things inside", "containers"),
     "worn": ("something people wear", "worn"),
 }
+
+#: property phrases that read better after "which <things> are ..." than the generic ones
+_CAT_PROP_PHRASES = {"worn": "worn by people", "sharp": "sharp", "electric": "electric"}
 
 # ---------------------------------------------------------------------------------------------- templates
 # The last template of every kind is reserved for val/test (held-out phrasing).
@@ -805,9 +815,9 @@ class QueryGenerator:
         elif kind == "cat_prop":
             cat, cats = CATEGORY_NOUNS[name]
             phrase, word = PROPERTY_PHRASES[fact]
-            q = tpl.format(cat=cat, cats=cats, prop=phrase)
-            first = f"{cats.capitalize()}: " + _cites(targets + miss1) + "."
-            second = f" {word.capitalize()} of them: " + (_cites(targets) if targets else "none") + "."
+            q = tpl.format(cat=cat, cats=cats, prop=_CAT_PROP_PHRASES.get(fact, phrase))
+            first = f"{cats.capitalize()}: " + _cites(sorted(targets + miss1, key=lambda o: o.id)) + "."
+            second = f" {word.capitalize()}: " + _ids(targets) + "."
             facts = [f"cat:{name}", f"prop:{fact}"]
         else:
             cat, cats = CATEGORY_NOUNS[name]
