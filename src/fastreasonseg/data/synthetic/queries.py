@@ -1487,7 +1487,7 @@ class QueryGenerator:
 
         reason = draft.rationale.split("<reason>", 1)[1].split("</reason>", 1)[0]
         subject = plan[0]["args"].get("a", plan[0]["args"].get("id"))
-        reason += f" {subject} is a close call: check with {plan[0]['tool']}."
+        reason += f" {subject} is close: check."
         draft.plan, draft.results = plan, [results]
         draft.rationale = render_rollout(reason, sorted(draft.ids), [(plan, results)])
 
