@@ -175,3 +175,26 @@ def test_spec_with_adapter():
     assert spec_with_adapter("transformers:/m", "/lora") == "transformers:/m?adapter=/lora"
     with pytest.raises(InputError):
         spec_with_adapter("openai:http://x/v1?model=m", "a")
+
+
+def test_davis_with_perception_twins_from_tiny_models(tmp_path):
+    """Real twins through TwinBuilder (tiny random models): the run works end to end and reports perception cost."""
+    if not (DAVIS / "Annotations" / "480p").is_dir():
+        pytest.skip(f"DAVIS-2016 not found at {DAVIS}")
+    pytest.importorskip("transformers")
+    from fastreasonseg.config import PerceptionConfig
+    from fastreasonseg.perception.testing import make_tiny_models
+
+    models = make_tiny_models(tmp_path / "models")
+    cfg = PerceptionConfig(**models, box_threshold=0.0, max_instances=4, max_side=160, keyframe_interval=2)
+    s = run_eval(
+        "davis", DAVIS, "val", tmp_path / "out", twins="perception", perception=cfg, stride=20, max_frames=2, limit=1
+    )
+    assert s["counts"]["evaluated"] == 1, s["counts"]
+    assert _in_unit(s["overall"]["gIoU"]) and _in_unit(s["overall"]["J"])
+    eff = s["efficiency"]
+    assert {"segmenter", "tracker", "labeller", "depth"} & set(eff["parameters"])
+    assert eff["perception_twins"] == 1 and "total" in eff["perception_ms_per_frame"]
+    assert eff["frames_per_second"]["perception"] > 0
+    rec = json.loads((tmp_path / "out" / PREDICTIONS_FILE).read_text().splitlines()[0])
+    assert rec["gt_ids"] is None and rec["perception"]["frames"] == 2
