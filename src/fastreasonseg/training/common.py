@@ -58,10 +58,27 @@ def use_cpu() -> bool:
         return True
 
 
-def bf16_ok(dtype: str) -> bool:
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with AMX-BF16 or AVX512-BF16 (oneDNN runs bfloat16 matrix products several times faster)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def bf16_ok(settings: Any) -> bool:
+    """Whether to train with bfloat16 mixed precision (``model.bf16``; ``None`` = where it is fast)."""
     import torch
 
-    return dtype in ("auto", "bfloat16") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    want = getattr(settings, "bf16", None)
+    if torch.cuda.is_available():
+        supported = torch.cuda.is_bf16_supported()
+        return supported and (want is None or bool(want)) and settings.dtype != "float16"
+    if want is None:
+        return cpu_has_fast_bf16()
+    return bool(want)
 
 
 def write_run_info(output_dir: str | os.PathLike[str], name: str, info: dict[str, Any], cfg: TrainConfig) -> Path:

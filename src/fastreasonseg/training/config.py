@@ -48,6 +48,9 @@ class ModelSettings:
     """The inference context the prompt's twin view is fitted to (the runtime's ``n_ctx``)."""
     gguf_base: str | None = None
     """The GGUF the exported LoRA is meant for (llama.cpp). Default: ``base`` when it is a GGUF."""
+    bf16: bool | None = None
+    """bfloat16 mixed precision (float32 master weights). ``None`` = automatic: on a GPU that supports it, and on a
+    CPU with AMX / AVX512-BF16 (about 5x faster matrix products than float32 there)."""
 
 
 @dataclass

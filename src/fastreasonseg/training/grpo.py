@@ -96,7 +96,12 @@ class ExecutorRollouts:
         from fastreasonseg.training.live import LiveModelRuntime
 
         rt = LiveModelRuntime(
-            trainer.model, self.bundle.tokenizer, self.bundle.template, n_ctx=self.n_ctx, top_p=self.top_p
+            trainer.model,
+            self.bundle.tokenizer,
+            self.bundle.template,
+            n_ctx=self.n_ctx,
+            top_p=self.top_p,
+            bf16=bool(trainer.args.bf16),
         )
         out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "env_mask": []}
         for prompt in prompts:
@@ -155,7 +160,7 @@ def grpo_args(s: GRPOSettings, cfg: TrainConfig, weights: list[float], max_steps
         data_seed=s.seed,
         report_to="none",
         use_cpu=use_cpu(),
-        bf16=bf16_ok(cfg.model.dtype),
+        bf16=bf16_ok(cfg.model),
         log_completions=False,
         disable_tqdm=True,
         dataloader_num_workers=0,

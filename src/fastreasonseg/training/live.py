@@ -27,6 +27,7 @@ class LiveModelRuntime:
         n_ctx: int = 2048,
         top_p: float = 1.0,
         name: str = "live",
+        bf16: bool = False,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -34,6 +35,7 @@ class LiveModelRuntime:
         self.n_ctx = n_ctx
         self.top_p = top_p
         self.name = name
+        self.bf16 = bf16
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -75,8 +77,9 @@ class LiveModelRuntime:
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         try:
-            with torch.no_grad():
-                device = next(model.parameters()).device
+            device = next(model.parameters()).device
+            amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
+            with torch.no_grad(), amp:
                 out = model.generate(input_ids=ids.to(device), attention_mask=torch.ones_like(ids).to(device), **kwargs)
         except Exception as exc:
             return Completion(text="", finish_reason="error", error=f"{type(exc).__name__}: {exc}")

@@ -89,7 +89,7 @@ def run_sft(
         data_seed=s.seed,
         report_to="none",
         use_cpu=use_cpu(),
-        bf16=bf16_ok(cfg.model.dtype),
+        bf16=bf16_ok(cfg.model),
         dataloader_num_workers=0,
         optim="adamw_torch",
         disable_tqdm=True,
