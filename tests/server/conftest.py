@@ -136,6 +136,8 @@ def model_args(models: dict[str, str]) -> list[str]:
         models["labeller"],
         "--box-threshold",
         "0.0",
+        "--max-instances",
+        "4",
     ]
 
 

@@ -28,6 +28,7 @@ def serve(
     stride: int = typer.Option(1, "--stride", min=1, help="Process every N-th video frame."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Most video frames processed."),
     box_threshold: float | None = typer.Option(None, "--box-threshold", help="OWLv2 detection score threshold."),
+    max_instances: int | None = typer.Option(None, "--max-instances", min=1, help="Most instances per frame."),
     max_upload_mb: float = typer.Option(200.0, "--max-upload-mb", min=0.0, help="Largest upload (413 above)."),
     max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest frame, width x height (413)."),
     max_video_seconds: float = typer.Option(120.0, "--max-video-seconds", min=0.0, help="Longest video (422)."),
@@ -61,6 +62,8 @@ def serve(
             setattr(perception, name, value)
     if box_threshold is not None:
         perception.box_threshold = box_threshold
+    if max_instances is not None:
+        perception.max_instances = max_instances
     cfg = ServerConfig(
         store=store,
         reasoner=reasoner,
