@@ -121,6 +121,22 @@ class SegmentationResult:
     frames: Mapping[int, np.ndarray] | None = field(default=None, repr=False)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_rollout(
+        cls, rollout: RolloutResult, twin: DigitalTwin, frames: Mapping[int, np.ndarray] | None = None
+    ) -> SegmentationResult:
+        """Wrap an executor result: masks come from the refined twin the ids refer to."""
+        refined = rollout.twin or twin
+        return cls(
+            query=rollout.query,
+            ids=list(rollout.ids),
+            no_target=rollout.no_target,
+            masks=refined.masks(rollout.ids),
+            rollout=rollout,
+            twin=refined,
+            frames=frames,
+        )
+
     @property
     def reasoning(self) -> str:
         """The full rollout text (reasoning, tool calls, results, answer)."""
@@ -265,17 +281,7 @@ class FastReasonSeg:
         if frames is not None and self._builder is not None:
             perception = self._builder.perception
         context = ToolContext(frames=frames, perception=perception)
-        result = self.reasoner.ask(twin, query, context)
-        refined = result.twin or twin
-        return SegmentationResult(
-            query=result.query,
-            ids=list(result.ids),
-            no_target=result.no_target,
-            masks=refined.masks(result.ids),
-            rollout=result,
-            twin=refined,
-            frames=frames,
-        )
+        return SegmentationResult.from_rollout(self.reasoner.ask(twin, query, context), twin, frames)
 
     def segment(self, source: Any, query: str, *, progress: bool = False) -> SegmentationResult:
         """Build the twin of ``source`` and answer ``query`` in one call."""

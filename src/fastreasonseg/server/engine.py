@@ -377,16 +377,7 @@ class Engine:
             t_model = time.time()
             rollout = self.frs.reasoner.ask(twin, query, ctx)
         t_done = time.time()
-        refined = rollout.twin or twin
-        result = SegmentationResult(
-            query=rollout.query,
-            ids=list(rollout.ids),
-            no_target=rollout.no_target,
-            masks=refined.masks(rollout.ids),
-            rollout=rollout,
-            twin=refined,
-            frames=frames,
-        )
+        result = SegmentationResult.from_rollout(rollout, twin, frames)
         result.timings_ms.update(
             queue_ms=round((t_start - submitted) * 1000, 1),
             load_ms=round((t_lock - t_start) * 1000, 1),
