@@ -32,7 +32,7 @@ from typing import Any
 
 from fastreasonseg.errors import InputError, ModelLoadError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
-from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache
+from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache, snapshot_boundary
 from fastreasonseg.reasoning.runtimes.template import (
     ChatTemplate,
     RenderedPrompt,
@@ -268,19 +268,6 @@ class LlamaCppRuntime:
         self.llm._requires_eval = True
         return True
 
-    def _boundary_text(self, rendered: RenderedPrompt, cache_prefix: str | None) -> str | None:
-        """Text of the prompt prefix worth a snapshot (system prompt + shared head of the user message)."""
-        if not rendered.user:
-            return None
-        if cache_prefix:
-            return rendered.prefix_text(cache_prefix) if rendered.user.startswith(cache_prefix) else None
-        prev = self._last_rendered
-        if prev is None or prev.head != rendered.head or prev.user == rendered.user:
-            return None
-        n = common_prefix_len(prev.user, rendered.user)
-        cut = rendered.user.rfind("\n", 0, n) + 1
-        return rendered.head + rendered.user[:cut] if cut > 0 else None
-
     def _prepare_prefix(self, tokens: list[int], boundary_text: str | None) -> None:
         """Bring the live context to the longest reusable prefix of ``tokens``; snapshot the twin prefix."""
         llm = self.llm
@@ -333,7 +320,7 @@ class LlamaCppRuntime:
         """
         rendered = self.template.render(prompt, assistant_prefix)
         with self._lock:
-            boundary = self._boundary_text(rendered, cache_prefix)
+            boundary = snapshot_boundary(rendered, self._last_rendered, cache_prefix)
             self._last_rendered = rendered
             return self._run(rendered.text, boundary, stop, max_tokens, grammar, temperature, seed)
 

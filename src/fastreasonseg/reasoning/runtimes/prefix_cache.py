@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from fastreasonseg.reasoning.runtimes.template import common_prefix_len
+from fastreasonseg.reasoning.runtimes.template import RenderedPrompt, common_prefix_len
 
 S = TypeVar("S")
 
@@ -83,3 +83,19 @@ class PrefixStateCache(Generic[S]):
 
     def stats(self) -> dict[str, Any]:
         return {"entries": len(self._entries), "bytes": self.nbytes, "hits": self.hits, "misses": self.misses}
+
+
+def snapshot_boundary(
+    rendered: RenderedPrompt, previous: RenderedPrompt | None, cache_prefix: str | None
+) -> str | None:
+    """Text of the prompt prefix worth a snapshot: the system prompt plus ``cache_prefix`` (the twin view) when the
+    caller names it, else the head of the user message shared with the ``previous`` prompt, cut at a line break."""
+    if not rendered.user:
+        return None
+    if cache_prefix:
+        return rendered.prefix_text(cache_prefix) if rendered.user.startswith(cache_prefix) else None
+    if previous is None or previous.head != rendered.head or previous.user == rendered.user:
+        return None
+    n = common_prefix_len(previous.user, rendered.user)
+    cut = rendered.user.rfind("\n", 0, n) + 1
+    return rendered.head + rendered.user[:cut] if cut > 0 else None

@@ -25,7 +25,7 @@ from typing import Any
 
 from fastreasonseg.errors import InputError, ModelLoadError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
-from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache
+from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache, snapshot_boundary
 from fastreasonseg.reasoning.runtimes.template import ChatTemplate, RenderedPrompt, StopScanner, common_prefix_len
 
 _MIN_SNAPSHOT_TOKENS = 32
@@ -197,18 +197,6 @@ class TransformersRuntime:
 
         return DynamicCache(config=self.model.config)
 
-    def _boundary_text(self, rendered: RenderedPrompt, cache_prefix: str | None) -> str | None:
-        if not rendered.user:
-            return None
-        if cache_prefix:
-            return rendered.prefix_text(cache_prefix) if rendered.user.startswith(cache_prefix) else None
-        prev = self._last_rendered
-        if prev is None or prev.head != rendered.head or prev.user == rendered.user:
-            return None
-        n = common_prefix_len(prev.user, rendered.user)
-        cut = rendered.user.rfind("\n", 0, n) + 1
-        return rendered.head + rendered.user[:cut] if cut > 0 else None
-
     def _prepare(self, ids: list[int], boundary: str | None) -> tuple[Any, int]:
         """A KV cache holding the longest reusable prefix of ``ids`` (at most ``len(ids) - 1`` tokens) and its
         length; snapshots the twin prefix on the way."""
@@ -277,7 +265,7 @@ class TransformersRuntime:
                 xgr = self._xgr[0]
                 matcher = xgr.GrammarMatcher(compiled)
                 bitmask = xgr.allocate_token_bitmask(1, self._xgr[1].vocab_size)
-            boundary = self._boundary_text(rendered, cache_prefix)
+            boundary = snapshot_boundary(rendered, self._last_rendered, cache_prefix)
             self._last_rendered = rendered
             cache, cached = self._prepare(ids, boundary)
             gen_rng = None
