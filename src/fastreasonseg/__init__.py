@@ -9,10 +9,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DigitalTwin",
     "FastReasonSeg",
-    "SegmentationResult",
     "FastReasonSegError",
     "InputError",
     "ModelLoadError",
+    "SegmentationResult",
     "TwinValidationError",
     "__version__",
     "load_twin",
