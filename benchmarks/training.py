@@ -43,11 +43,17 @@ def stage_summary(run_dir: Path, stage: str, info_name: str, samples_per_step: i
     if not info_path.is_file():
         return {"missing": str(info_path)}
     info = json.loads(info_path.read_text())
-    log = (run_dir / f"{stage}.log").read_text(errors="replace") if (run_dir / f"{stage}.log").is_file() else ""
-    steps = info.get("global_step") or 0
+    logs = sorted(run_dir.glob(f"{stage}*.log"))
+    log = logs[-1].read_text(errors="replace") if logs else ""
+    total = info.get("global_step") or 0
+    resumed = info.get("resumed_from")
+    start = int(str(resumed).rsplit("-", 1)[-1]) if resumed else 0
+    steps = total - start  # steps trained by the last (possibly resumed) process
     secs = info.get("train_seconds") or info.get("train_runtime") or 0
     out = {
-        "global_step": steps,
+        "global_step": total,
+        "resumed_from_step": start,
+        "steps_measured": steps,
         "train_seconds": round(secs, 1),
         "s_per_step": round(secs / steps, 2) if steps else None,
         "samples_per_step": samples_per_step,
