@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
@@ -17,17 +16,6 @@ from fastreasonseg.errors import InputError
 eval_app = typer.Typer(no_args_is_help=True)
 
 _SHOW = 5  # file names listed per kind of problem
-
-
-def _finite(obj):
-    """NaN/inf → None so the output is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _warn(message: str) -> None:
@@ -80,7 +68,9 @@ def masks(
         _warn(f"ignored {len(report.extra_sequences)} predicted sequence(s) not in the ground truth")
 
     if as_json:
-        typer.echo(json.dumps(_finite(report.as_dict()), indent=None, sort_keys=False))
+        from fastreasonseg.eval.runner import json_safe
+
+        typer.echo(json.dumps(json_safe(report.as_dict()), indent=None, sort_keys=False))
     else:
         console.print(f"predictions {report.pred_dir}\nground truth {report.gt_dir}", highlight=False)
         table = Table(box=box.SIMPLE_HEAD, collapse_padding=True, show_edge=False)
@@ -196,7 +186,9 @@ def run(
         fail(str(exc))
         return
     if as_json:
-        typer.echo(json.dumps(_finite(summary)))
+        from fastreasonseg.eval.runner import json_safe
+
+        typer.echo(json.dumps(json_safe(summary)))
     else:
         print_summary(summary, console)
         console.print(f"wrote {output / 'predictions.jsonl'} and {output / 'summary.json'}", highlight=False)

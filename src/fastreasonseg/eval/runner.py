@@ -443,15 +443,16 @@ def load_records(path: str | os.PathLike) -> tuple[dict[str, dict], int]:
     return records, bad
 
 
-def _finite(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """NaN/inf → None and numpy scalars → Python numbers, recursively, so the output is strict JSON."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
-        return _finite(obj.item())
+        return json_safe(obj.item())
     return obj
 
 
@@ -480,7 +481,7 @@ def _record(item: EvalItem, pred: Prediction, scores: dict, perception: dict | N
         "notes": pred.notes,
         **({"extra": pred.extra} if pred.extra else {}),
     }
-    return _finite(rec)
+    return json_safe(rec)
 
 
 # ---------------------------------------------------------------------------------------------------------- summary
@@ -612,7 +613,7 @@ def summarize(
         **table,
         "efficiency": _efficiency(recs, models or {}),
     }
-    return _finite(out)
+    return json_safe(out)
 
 
 # ---------------------------------------------------------------------------------------------------------- runner
