@@ -101,7 +101,7 @@ class ExecutorRollouts:
             self.bundle.template,
             n_ctx=self.n_ctx,
             top_p=self.top_p,
-            bf16=bool(trainer.args.bf16),
+            bf16=False,  # token-by-token decoding: autocast would re-cast every weight at every token
         )
         out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "env_mask": []}
         for prompt in prompts:

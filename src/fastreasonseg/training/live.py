@@ -15,6 +15,25 @@ from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
 from fastreasonseg.reasoning.runtimes.template import find_stop
 
 
+class _TailStop:
+    """Stop when the decoded tail of the generated tokens contains a stop string (cheap: no vocabulary scan, unlike
+    ``generate(stop_strings=...)`` which preprocesses the whole vocabulary on every call)."""
+
+    def __init__(self, tokenizer: Any, stop: list[str], n_prompt: int, tail: int = 12) -> None:
+        self.tokenizer = tokenizer
+        self.stop = stop
+        self.n_prompt = n_prompt
+        self.tail = tail
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        new = input_ids[0, self.n_prompt :][-self.tail :].tolist()
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        done = any(s in text for s in self.stop)
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
 class LiveModelRuntime:
     """Continue assistant turns with ``model`` (a transformers or PEFT causal LM) and its tokenizer."""
 
@@ -69,9 +88,9 @@ class LiveModelRuntime:
         kwargs: dict[str, Any] = {
             "max_new_tokens": max_new,
             "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-            "stop_strings": list(stop) or None,
-            "tokenizer": self.tokenizer,
         }
+        if stop:
+            kwargs["stopping_criteria"] = [_TailStop(self.tokenizer, list(stop), n_prompt)]
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=float(temperature), top_p=self.top_p, top_k=0)
         else:
