@@ -63,3 +63,18 @@ def test_source_frames_are_found_beside_the_twin():
     twin = DigitalTwin.load(example_twin_path())
     frames = SourceFrames.find(twin, example_twin_path())
     assert frames is not None and frames[0].shape == (400, 600, 3) and frames[0].dtype == np.uint8
+
+
+def test_reasoner_spec_aliases():
+    from fastreasonseg.api import resolve_reasoner_spec
+    from fastreasonseg.reasoning.runtimes import DEFAULT_REASONER, parse_spec
+
+    assert resolve_reasoner_spec(None) == DEFAULT_REASONER
+    kind, target, options = parse_spec(resolve_reasoner_spec("student"))
+    assert kind == "llamacpp" and target is None and options["lora"].endswith("student/adapter.gguf")
+    assert resolve_reasoner_spec("transformers:/x") == "transformers:/x"
+
+
+def test_student_adapter_runs_in_llama_cpp():
+    r = FastReasonSeg("student").ask("example", "the spoon")
+    assert r.rollout.model_calls >= 1 and set(r.ids) <= {1, 2, 3, 4, 5, 6}

@@ -11,7 +11,7 @@ from fastreasonseg.cli.common import console, fail
 
 REASONER_HELP = (
     "Reasoner spec: llamacpp[:MODEL.gguf][?lora=ADAPTER.gguf], transformers:HUB_ID_OR_DIR[?adapter=DIR], "
-    "openai:URL?model=NAME. Default: the shipped student on llama.cpp (offline)."
+    "openai:URL?model=NAME, or 'student' (the shipped student adapter). Default: SmolLM2-135M on llama.cpp (offline)."
 )
 
 

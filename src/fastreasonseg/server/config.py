@@ -40,7 +40,7 @@ class ServerConfig:
     store: Path = Path("fastreasonseg-store")
     """Directory of the twin store (created if missing); survives restarts."""
     reasoner: str | None = None
-    """Reasoner spec (``None`` = the offline default, see :func:`fastreasonseg.api.default_reasoner_spec`)."""
+    """Reasoner spec (``None`` = the offline default, see :func:`fastreasonseg.api.resolve_reasoner_spec`)."""
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     reasoner_config: ReasonerConfig = field(default_factory=ReasonerConfig)
 
