@@ -81,6 +81,24 @@ def bf16_ok(settings: Any) -> bool:
     return bool(want)
 
 
+def trainer_args(s: Any, cfg: TrainConfig) -> dict[str, Any]:
+    """The TRL/transformers training arguments every stage shares (checkpoints, logging, seed, device, precision);
+    ``s`` is the stage's settings (``cfg.sft``, ``cfg.rl`` or ``cfg.teacher``)."""
+    return {
+        "save_strategy": "steps",
+        "save_steps": s.save_steps,
+        "save_total_limit": s.save_total_limit,
+        "logging_steps": s.logging_steps,
+        "seed": s.seed,
+        "data_seed": s.seed,
+        "report_to": "none",
+        "use_cpu": use_cpu(),
+        "bf16": bf16_ok(cfg.model),
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
 def write_run_info(output_dir: str | os.PathLike[str], name: str, info: dict[str, Any], cfg: TrainConfig) -> Path:
     d = Path(output_dir)
     d.mkdir(parents=True, exist_ok=True)

@@ -22,11 +22,10 @@ from typing import Any
 
 from fastreasonseg.training.common import (
     ModelBundle,
-    bf16_ok,
     last_checkpoint,
     model_bundle,
     save_final_adapter,
-    use_cpu,
+    trainer_args,
     write_run_info,
 )
 from fastreasonseg.training.config import GRPOSettings, TrainConfig
@@ -152,18 +151,8 @@ def grpo_args(s: GRPOSettings, cfg: TrainConfig, weights: list[float], max_steps
         beta=s.beta,
         loss_type=s.loss_type,
         reward_weights=weights,
-        save_strategy="steps",
-        save_steps=s.save_steps,
-        save_total_limit=s.save_total_limit,
-        logging_steps=s.logging_steps,
-        seed=s.seed,
-        data_seed=s.seed,
-        report_to="none",
-        use_cpu=use_cpu(),
-        bf16=bf16_ok(cfg.model),
         log_completions=False,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
+        **trainer_args(s, cfg),
     )
 
 

@@ -16,12 +16,11 @@ from typing import Any
 
 from fastreasonseg.training.common import (
     ModelBundle,
-    bf16_ok,
     format_probe,
     last_checkpoint,
     model_bundle,
     save_final_adapter,
-    use_cpu,
+    trainer_args,
     write_run_info,
 )
 from fastreasonseg.training.config import TrainConfig
@@ -81,18 +80,8 @@ def run_sft(
         gradient_accumulation_steps=s.gradient_accumulation_steps,
         max_length=s.max_length,
         completion_only_loss=True,
-        save_strategy="steps",
-        save_steps=s.save_steps,
-        save_total_limit=s.save_total_limit,
-        logging_steps=s.logging_steps,
-        seed=s.seed,
-        data_seed=s.seed,
-        report_to="none",
-        use_cpu=use_cpu(),
-        bf16=bf16_ok(cfg.model),
-        dataloader_num_workers=0,
         optim="adamw_torch",
-        disable_tqdm=True,
+        **trainer_args(s, cfg),
     )
     model = load_model(bundle.path, cfg.model.dtype)
     trainer = SFTTrainer(
