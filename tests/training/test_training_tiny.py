@@ -142,3 +142,44 @@ def test_export_and_both_runtimes_use_the_adapter(run_dir, tiny_model_dir, sft_r
     assert hf_lora != hf_base  # the adapter changes the output ...
     assert lc_l == hf_lora  # ... identically in llama.cpp (GGUF LoRA) and transformers (PEFT)
     assert lc_b == hf_base
+
+
+def test_completion_only_loss_matches_trl(tmp_path, tiny_model_dir, samples_dir, samples):
+    """The SFT loss that projects only the labelled positions equals TRL's own loss (and its gradients)."""
+    import torch
+    from peft import get_peft_model
+    from trl import SFTConfig
+
+    from fastreasonseg.training.common import model_bundle
+    from fastreasonseg.training.models import load_model, lora_config
+    from fastreasonseg.training.sft import _completion_sft_trainer_class, sft_dataset
+
+    cfg = tiny_config(tmp_path, tiny_model_dir, samples_dir)
+    bundle = model_bundle(cfg)
+    chains = [Chain(s.sample_id, s.reference, 1.0, "reference") for s in samples]
+    ds = sft_dataset(cfg, bundle, samples, chains)
+    model = get_peft_model(load_model(bundle.path, "float32"), lora_config(cfg.lora))
+    for n, p in model.named_parameters():  # LoRA B starts at zero: make the adapter non-trivial
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.02)
+    args = SFTConfig(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True, completion_only_loss=True)
+    trainer_class = _completion_sft_trainer_class()
+    trainer = trainer_class(model=model, args=args, train_dataset=ds, processing_class=bundle.tokenizer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    n_items = int((batch["labels"][:, 1:] != -100).sum())
+    assert 0 < n_items < batch["labels"].numel() // 2  # most positions are prompt
+
+    def loss_and_grads(compute):
+        model.zero_grad()
+        loss = compute(model, dict(batch), num_items_in_batch=n_items)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    ours, g_ours = loss_and_grads(trainer.compute_loss)
+    theirs, g_theirs = loss_and_grads(super(type(trainer), trainer).compute_loss)
+    assert math.isfinite(ours) and ours == pytest.approx(theirs, rel=1e-4)
+    for a, b in zip(g_ours, g_theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)
+    metrics = trainer._metrics["train"]
+    assert metrics["mean_token_accuracy"][0] == pytest.approx(metrics["mean_token_accuracy"][1], abs=1e-6)
+    assert metrics["entropy"][0] == pytest.approx(metrics["entropy"][1], rel=1e-3)

@@ -41,6 +41,53 @@ class StageResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+def _completion_sft_trainer_class() -> type:
+    """``trl.SFTTrainer`` whose loss projects only the completion positions through the LM head.
+
+    TRL's fused LM head scores only the labelled positions on Triton devices; elsewhere (a CPU) it runs the
+    vocabulary projection, entropy and top-1 over *every* position. Here the prompt (system prompt + twin view, ~90 %
+    of each sequence) carries no loss, so the projection is restricted to the labelled positions on every device:
+    the same loss and the same logged metrics (``entropy``, ``mean_token_accuracy``, ``num_tokens``), about 2x faster
+    steps on a CPU.
+    """
+    import torch
+    import torch.nn.functional as F
+    from trl import SFTTrainer
+
+    class CompletionSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if return_outputs or self.compute_loss_func is not None or self.label_smoother is not None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            mode = "train" if model.training else "eval"
+            lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+            backbone = getattr(lm, lm.base_model_prefix)
+            hidden = backbone(
+                input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), use_cache=False
+            ).last_hidden_state[:, :-1]
+            labels = inputs["labels"][:, 1:]
+            mask = labels != -100
+            logits = lm.get_output_embeddings()(hidden[mask]).float()
+            target = labels[mask]
+            denom = num_items_in_batch if num_items_in_batch is not None else mask.sum().clamp(min=1)
+            # sum over an empty selection is a differentiable 0: an all-prompt micro-batch cannot break backward()
+            loss = F.cross_entropy(logits, target, reduction="sum") / denom
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+            with torch.no_grad():
+                n = max(int(target.numel()), 1)
+                logp = torch.log_softmax(logits, dim=-1)
+                entropy = -(logp.exp() * logp).sum(-1).sum().item() / n
+                accuracy = (logits.argmax(-1) == target).sum().item() / n
+            self._metrics[mode]["entropy"].append(entropy)
+            self._metrics[mode]["mean_token_accuracy"].append(accuracy)
+            if mode == "train" and "attention_mask" in inputs:
+                self._total_train_tokens += int(inputs["attention_mask"].sum().item())
+                self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return loss
+
+    return CompletionSFTTrainer
+
+
 def sft_dataset(cfg: TrainConfig, bundle: ModelBundle, samples: list[TrainSample], chains: list[Chain]) -> Any:
     builder = PromptBuilder(bundle.tokenizer, bundle.template, n_ctx=cfg.model.n_ctx)
     return build_sft_dataset(samples, chains, builder, mask_results=cfg.sft.mask_results, max_length=cfg.sft.max_length)
@@ -55,7 +102,7 @@ def run_sft(
     max_steps: int | None = None,
 ) -> StageResult:
     """Train the student on ``chains`` (default: ``data.chains`` or ``chains.output``) for ``data.samples``."""
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from fastreasonseg.training.models import load_model, lora_config
 
@@ -84,7 +131,7 @@ def run_sft(
         **trainer_args(s, cfg),
     )
     model = load_model(bundle.path, cfg.model.dtype)
-    trainer = SFTTrainer(
+    trainer = _completion_sft_trainer_class()(
         model=model,
         args=args,
         train_dataset=ds,
