@@ -121,7 +121,9 @@ def test_export_and_both_runtimes_use_the_adapter(run_dir, tiny_model_dir, sft_r
     paths = export_adapter(adapter, run_dir / "export", base_dir=str(tiny_model_dir), base_gguf=base_gguf)
     md = gguf_metadata(paths["gguf_lora"])
     assert md["general.type"] == "adapter" and md["adapter.type"] == "lora" and md["general.architecture"] == "llama"
-    assert (Path(paths["peft"]) / "adapter_model.safetensors").is_file()
+    exported = load_file(str(Path(paths["peft"]) / "adapter_model.safetensors"))
+    assert exported.keys() == t.keys() and all(v.dtype == torch.float16 for v in exported.values())
+    assert all(torch.allclose(exported[k].float(), t[k], rtol=1e-3, atol=1e-4) for k in t)
 
     tok = load_tokenizer(str(tiny_model_dir))
     template = chat_template(tok, ModelSettings(base=str(tiny_model_dir)))

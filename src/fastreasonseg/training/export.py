@@ -281,6 +281,17 @@ def write_llama_gguf(
     return out
 
 
+def _save_float16(src: Path, dst: Path) -> None:
+    """Copy a safetensors file with its floating-point tensors stored as float16 (half the size of the float32
+    training copy, the same precision as the GGUF LoRA; PEFT casts them back to the model's dtype on load)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(src))
+    half = {k: v.to(torch.float16) if v.is_floating_point() else v for k, v in tensors.items()}
+    save_file(half, str(dst), metadata={"format": "pt"})
+
+
 def export_adapter(
     adapter_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
@@ -290,8 +301,8 @@ def export_adapter(
     gguf_lora: bool = True,
     merged: str | None = None,
 ) -> dict[str, str]:
-    """Copy the PEFT adapter to ``<output_dir>/peft``, write ``<output_dir>/adapter.gguf`` (GGUF LoRA) and, with
-    ``merged``, ``<output_dir>/merged-<type>.gguf``. Returns the written paths."""
+    """Copy the PEFT adapter to ``<output_dir>/peft`` (weights as float16), write ``<output_dir>/adapter.gguf``
+    (GGUF LoRA) and, with ``merged``, ``<output_dir>/merged-<type>.gguf``. Returns the written paths."""
     src = Path(adapter_dir)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -300,9 +311,11 @@ def export_adapter(
     if peft_out.resolve() != src.resolve():
         shutil.rmtree(peft_out, ignore_errors=True)
         peft_out.mkdir(parents=True)
-        for name in ("adapter_config.json", "adapter_model.safetensors", "chat_template.jinja"):
+        for name in ("adapter_config.json", "chat_template.jinja"):
             if (src / name).is_file():
                 shutil.copy2(src / name, peft_out / name)
+        if (src / "adapter_model.safetensors").is_file():
+            _save_float16(src / "adapter_model.safetensors", peft_out / "adapter_model.safetensors")
     paths["peft"] = str(peft_out)
     base_config = None
     if base_dir is not None and (Path(base_dir) / "config.json").is_file():
