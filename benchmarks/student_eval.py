@@ -141,7 +141,7 @@ def latency_probe(loras: dict[str, str | None], samples, threads: int, repeats: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--samples", default="/work/runs/synthetic")
+    ap.add_argument("--samples", required=True, help="folder with the synthetic <split>.jsonl files")
     ap.add_argument("--splits", nargs="+", default=["test", "val"])
     ap.add_argument("--n", type=int, default=150, help="samples per split (seeded subset)")
     ap.add_argument("--seed", type=int, default=0)

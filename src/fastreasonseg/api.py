@@ -1,7 +1,7 @@
 """The Python API: build a twin once (heavy), ask many questions about it (light).
 
 >>> from fastreasonseg import FastReasonSeg                       # doctest: +SKIP
->>> frs = FastReasonSeg()                                         # offline default reasoner (llama.cpp)
+>>> frs = FastReasonSeg()                                         # offline default: SmolLM2-135M on llama.cpp
 >>> twin = frs.build_twin("kitchen.jpg")                          # SAM-2 + Depth-Anything + OWLv2
 >>> result = frs.ask(twin, "the thing I'd use for hot drinks")
 >>> result.ids, result.masks[0].shape                             # ids and {frame index: (H, W) mask}
@@ -43,21 +43,28 @@ def example_twin_path() -> Path:
 
 STUDENT_REASONER = "student"
 """Spec alias for the student adapter shipped in ``fastreasonseg/assets/student`` (SmolLM2-135M + LoRA, llama.cpp)."""
+BASE_REASONER = "base"
+"""Spec alias for SmolLM2-135M without an adapter (zero-shot): the offline default."""
 
 
 def resolve_reasoner_spec(spec: str | None) -> str:
-    """The runtime spec to load: ``None`` = the offline default (base SmolLM2-135M on llama.cpp), ``"student"`` =
-    the shipped student adapter on the same base. The student is not the default yet: on the synthetic test split it
-    does not beat the zero-shot base (see ``assets/student/README.md`` and docs/benchmarks.md)."""
+    """The runtime spec to load: ``None`` or ``"base"`` = the offline default, SmolLM2-135M on llama.cpp;
+    ``"student"`` = the same model with the shipped student adapter; anything else is a runtime spec
+    (:func:`fastreasonseg.reasoning.runtimes.load_runtime`). The student is not the default: it does not beat the
+    base by a clear margin on the held-out synthetic splits (``assets/student/README.md``, docs/benchmarks.md)."""
     from fastreasonseg.assets import asset_path
     from fastreasonseg.reasoning.runtimes import DEFAULT_REASONER
 
-    if spec is None:
+    name = BASE_REASONER if spec is None else spec.strip()
+    if name == BASE_REASONER:
         return DEFAULT_REASONER
-    if spec.strip() == STUDENT_REASONER:
+    if name == STUDENT_REASONER:
         adapter = asset_path("student/adapter.gguf")
         if not adapter.is_file():
-            raise InputError(f"the student adapter is not installed with this package ({adapter} is missing)")
+            raise InputError(
+                f"the student adapter is not installed with this package ({adapter} is missing); "
+                f"reinstall fastreasonseg or use the default reasoner"
+            )
         return f"{DEFAULT_REASONER}?lora={adapter}"
     return spec
 

@@ -7,12 +7,7 @@ from pathlib import Path
 
 import typer
 
-from fastreasonseg.cli.common import console, fail
-
-REASONER_HELP = (
-    "Reasoner spec: llamacpp[:MODEL.gguf][?lora=ADAPTER.gguf], transformers:HUB_ID_OR_DIR[?adapter=DIR], "
-    "openai:URL?model=NAME, or 'student' (the shipped student adapter). Default: SmolLM2-135M on llama.cpp (offline)."
-)
+from fastreasonseg.cli.common import REASONER_HELP, console, fail
 
 
 def _print_result(result, as_json: bool, out: Path | None) -> None:

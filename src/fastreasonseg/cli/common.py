@@ -11,6 +11,12 @@ from rich.markup import escape
 
 from fastreasonseg.errors import FastReasonSegError
 
+REASONER_HELP = (
+    "Reasoner spec: 'base' (the default: SmolLM2-135M on llama.cpp, offline, zero-shot), 'student' (the same "
+    "model with the shipped, experimental student adapter), llamacpp[:MODEL.gguf][?lora=ADAPTER.gguf], "
+    "transformers:HUB_ID_OR_DIR[?adapter=DIR], openai:URL?model=NAME."
+)
+
 app = typer.Typer(
     name="fastreasonseg",
     help="Reasoning segmentation for images and videos over a digital twin.",

@@ -6,12 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fastreasonseg.cli.common import console, fail
-
-REASONER_HELP = (
-    "Reasoner spec: llamacpp[:MODEL.gguf][?lora=ADAPTER.gguf], transformers:HUB_ID_OR_DIR[?adapter=DIR], "
-    "openai:URL?model=NAME. Default: the shipped student on llama.cpp (offline)."
-)
+from fastreasonseg.cli.common import REASONER_HELP, console, fail
 
 
 def serve(
