@@ -32,6 +32,13 @@ def test_defaults_are_the_paper_recipe_and_cpu_preset():
     assert (gpu.rewards.format_weight, gpu.rewards.accuracy_weight, gpu.rewards.reasoning_weight) == (1, 1, 0.5)
     cpu = load_config(preset="cpu")
     assert cpu.model.base == "smollm2" and cpu.lora.r == 8 and cpu.rl.num_generations == 4
+    # TRL's memory-saving default on a GPU; off on a CPU, where compute is the bottleneck
+    assert gpu.sft.gradient_checkpointing and gpu.rl.gradient_checkpointing and gpu.teacher.gradient_checkpointing
+    assert not (cpu.sft.gradient_checkpointing or cpu.rl.gradient_checkpointing or cpu.teacher.gradient_checkpointing)
+    from fastreasonseg.training.common import trainer_args
+
+    assert trainer_args(cpu.sft, cpu)["gradient_checkpointing"] is False
+    assert trainer_args(gpu.rl, gpu)["gradient_checkpointing"] is True
 
 
 def test_config_file_and_overrides(tmp_path):

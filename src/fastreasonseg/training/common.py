@@ -96,6 +96,7 @@ def trainer_args(s: Any, cfg: TrainConfig) -> dict[str, Any]:
         "bf16": bf16_ok(cfg.model),
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        "gradient_checkpointing": s.gradient_checkpointing,
     }
 
 
