@@ -162,7 +162,7 @@ def test_rationales_are_trainable_rollouts(samples):
 
 
 def test_plan_share_and_rationale_length():
-    """About 10-15% of samples call a tool; rationales stay short (~15-45 tokens, rough count)."""
+    """About 10-15% of samples call a tool; rationales stay short (~20-70 tokens, rough count)."""
     holdout = make_holdout(SEED)
     ss = list(iter_split("train", 150, SEED + 1, holdout))
     share = sum(s.plan is not None for s in ss) / len(ss)

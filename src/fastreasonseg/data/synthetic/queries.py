@@ -18,10 +18,13 @@ clearly out of the answer (no object sits near a threshold), and, for temporal f
 measurement agrees with the motion the generator gave the object. Every query whose answer would be
 several objects asks for all of them; no-target queries (the asked-for thing is absent) answer ``[]``.
 
-Rationales are in the rollout grammar, short (about 15-45 tokens): the evidence cites only the targets
-and the key distractor / reference objects (the runner-up of a superlative, the non-target nearest a
-relation's threshold), as ``<id> <label>`` like the view; conclusions repeat ids only. They are
-answerable from the view alone. About 12% add a ``<plan>`` where a tool settles a close call
+Rationales are in the rollout grammar and *scan* (about 20-70 tokens): each step lists every candidate
+left by the previous one, in the view's (id) order, with the value that decides the next step (all the
+category members with their depth; all the movers with their dx), cited as ``<id> <label>`` like the
+view; conclusions repeat ids only. They are answerable from the view alone. A scan is an algorithm a
+small student can follow: copy a column row by row, then compare the numbers it just wrote. (The first
+rationales cited only the targets and the key distractor, which presupposes the answer: a 135M student
+trained on them learned the template but picked the wrong rows, even on its training scenes.) About 12% add a ``<plan>`` where a tool settles a close call
 (:meth:`QueryGenerator.add_tools`): ``relation(target, ref)`` when a target is near a relation's
 threshold, ``motion(target)`` when a target's displacement or depth change is small. The plan is run
 through the executor's own tool runner, so the rationale is the exact rollout
@@ -358,9 +361,9 @@ def superlative(objs: list[Obj], sup: str) -> Obj | None:
     return a
 
 
-def _top2(objs: list[Obj], sup: str) -> list[Obj]:
-    """The winner of a superlative and its runner-up: the only objects a rationale needs to compare."""
-    return sorted(objs, key=SUPERLATIVES[sup][1])[:2]
+def _scan(objs: list[Obj]) -> list[Obj]:
+    """Every candidate, in id order (the view's order): a rationale compares them all, one row at a time."""
+    return sorted(objs, key=lambda o: o.id)
 
 
 _REL_MARGIN: dict[str, Callable[[Obj, Obj], float]] = {
@@ -384,11 +387,9 @@ _REL_TOOL_WORD = {
 }
 
 
-def _rel_key(ref: Obj, rel: str, targets: list[Obj], pool: list[Obj]) -> list[Obj]:
-    """The targets and the non-target that comes closest to holding the relation (the key distractor)."""
-    tids = {t.id for t in targets} | {ref.id}
-    rest = sorted((o for o in pool if o.id not in tids), key=lambda o: -_REL_MARGIN[rel](o, ref))
-    return sorted(targets + rest[:1], key=lambda o: o.id)
+def _rel_scan(ref: Obj, pool: list[Obj]) -> list[Obj]:
+    """Every candidate of a relation to ``ref`` (the pool without ``ref``), in id order."""
+    return _scan([o for o in pool if o.id != ref.id])
 
 
 #: superlative -> the word a rationale's conclusion uses
@@ -518,11 +519,6 @@ _MOTION_SCORE: dict[str, Callable[[Obj], float]] = {
 }
 
 
-def _motion_key(fact: str, targets: list[Obj], pool: list[Obj], k: int = 1) -> list[Obj]:
-    """The targets and the ``k`` non-targets of ``pool`` closest to showing ``fact``, in id order."""
-    tids = {t.id for t in targets}
-    rest = sorted((o for o in pool if o.id not in tids), key=lambda o: -_MOTION_SCORE[fact](o))
-    return sorted(targets + rest[:k], key=lambda o: o.id)
 
 
 # ---------------------------------------------------------------------------------------------- drafts
@@ -802,14 +798,14 @@ class QueryGenerator:
     def _two_draft(self, rng, ctx, kind, name, fact, objs, in1, in2, targets) -> QueryDraft:
         tid, tpl = self._template(rng, kind, ctx)
         ids = [t.id for t in targets]
-        # evidence: the targets plus one key distractor per fact (not every object of the scene)
-        miss1 = [o for o in in1 if o not in targets][:1]
-        miss2 = [o for o in in2 if o not in targets][:1]
+        # evidence: every object passing the first fact, then those also passing the second
+        miss1 = [o for o in in1 if o not in targets]
+        miss2 = [o for o in in2 if o not in targets]
         if kind == "prop_use":
             _, word = PROPERTY_PHRASES[name]
             adj = word if name != "container" else "hollow"
             q = tpl.format(prop=adj, use=fact)
-            first = f"Can {fact}: " + _cites(targets + miss2) + "."
+            first = f"Can {fact}: " + _cites(_scan(targets + miss2)) + "."
             second = f" {word.capitalize()}: " + (_cites(targets) if targets else "none") + "."
             facts = [f"prop:{name}", f"use:{fact}"]
         elif kind == "cat_prop":
@@ -823,7 +819,7 @@ class QueryGenerator:
             cat, cats = CATEGORY_NOUNS[name]
             field_name = "use" if kind == "cat_use" else "trait"
             q = tpl.format(cat=cat, cats=cats, a_cat=article(cat), **{field_name: fact})
-            first = f"{cats.capitalize()}: " + _cites(targets + miss1) + "."
+            first = f"{cats.capitalize()}: " + _cites(_scan(targets + miss1)) + "."
             verb = f"can be used to {fact}" if kind == "cat_use" else fact
             if targets:
                 second = " " + "; ".join(f"{_is(o)} that {verb}" for o in targets) + "."
@@ -867,10 +863,7 @@ class QueryGenerator:
             c, cs = CATEGORY_NOUNS[cat]
             from fastreasonseg.data.synthetic.knowledge import SIZE_WORDS
 
-            runner = next(o for o in rank if o.entry.size != rank[0].entry.size)
-            sizes = ", ".join(
-                f"{o.cite} {SIZE_WORDS[o.entry.size]}" for o in sorted([winner[0], runner], key=lambda o: o.id)
-            )
+            sizes = ", ".join(f"{o.cite} {SIZE_WORDS[o.entry.size]}" for o in _scan(members))
             reason = f"{cs.capitalize()} and real sizes: {sizes}. The {sw} is {article(winner[0].key)}."
             ids = [o.id for o in winner]
             return QueryDraft(
@@ -902,7 +895,7 @@ class QueryGenerator:
                 tid, tpl = self._template(rng, "prop_not_cat", ctx)
                 excluded = [o for o in having if o.entry.category == cat]
                 reason = (
-                    f"{word.capitalize()}: " + _cites(sorted(targets + excluded[:1], key=lambda o: o.id)) + ". "
+                    f"{word.capitalize()}: " + _cites(sorted(targets + excluded, key=lambda o: o.id)) + ". "
                     f"Not {cs}: " + (_cites(targets) if targets else "none") + "."
                 )
                 ids = [t.id for t in targets]
@@ -940,7 +933,7 @@ class QueryGenerator:
                 continue
             tid, tpl = self._template(rng, "super", ctx)
             phrase = SUPERLATIVES[sup][0]
-            reason = _sup_evidence(_top2(objs, sup), sup) + f" {win.cite} is {phrase.removeprefix('the ')}."
+            reason = _sup_evidence(_scan(objs), sup) + f" {win.cite} is {phrase.removeprefix('the ')}."
             return QueryDraft(
                 tpl.format(sup=phrase),
                 [win.id],
@@ -1011,7 +1004,7 @@ class QueryGenerator:
                 tid, tpl = self._template(rng, "rel", ctx)
                 phrase = SPATIAL_RELATIONS[rel][0]
                 reason = (
-                    _rel_evidence(rel, ref, _rel_key(ref, rel, targets, objs))
+                    _rel_evidence(rel, ref, _rel_scan(ref, objs))
                     + f" {phrase.capitalize()} it: "
                     + _ids(targets)
                     + "."
@@ -1069,7 +1062,7 @@ class QueryGenerator:
                             tid, tpl = self._template(rng, "use_super", ctx)
                             q = tpl.format(use=fact, sup=phrase)
                             head = f"Can {fact}"
-                        top = _top2(members, sup)
+                        top = _scan(members)
                         reason = _head_evidence(head, top, sup) + f" {SUP_SHORT[sup]}: {win.id}."
                         return QueryDraft(
                             q,
@@ -1112,7 +1105,7 @@ class QueryGenerator:
                     tid, tpl = self._template(rng, "cat_rel", ctx)
                     reason = (
                         f"Among {cs}: "
-                        + _rel_evidence(rel, ref, _rel_key(ref, rel, targets, members))
+                        + _rel_evidence(rel, ref, _rel_scan(ref, members))
                         + f" {phrase.capitalize()} it: "
                         + _ids(targets)
                         + "."
@@ -1167,9 +1160,13 @@ class QueryGenerator:
                         c, cs = CATEGORY_NOUNS[cat]
                         phrase, sp = SPATIAL_RELATIONS[rel][0], SUPERLATIVES[sup][0]
                         tid, tpl = self._template(rng, "cat_rel_super", ctx)
-                        top = _top2(inrel, sup)
-                        reason = _head_evidence(f"{cs.capitalize()} {phrase} {ref.cite}", top, sup)
-                        reason += f" {SUP_SHORT[sup]}: {win.id}."
+                        reason = (
+                            f"Among {cs}: "
+                            + _rel_evidence(rel, ref, _rel_scan(ref, members))
+                            + f" {phrase.capitalize()} it: {_ids(inrel)}. "
+                            + _sup_evidence(_scan(inrel), sup)
+                            + f" {SUP_SHORT[sup]}: {win.id}."
+                        )
                         return QueryDraft(
                             tpl.format(cat=c, cats=cs, rel=phrase, ref=ref.label, sup=sp),
                             [win.id],
@@ -1199,13 +1196,10 @@ class QueryGenerator:
                 continue
             t = inside[0]
             tid, tpl = self._template(rng, "between", ctx)
-            outside = sorted(
-                (o for o in objs if o.id not in (a.id, b.id, t.id)),
-                key=lambda o: min(abs(o.cx - a.cx), abs(o.cx - b.cx)),
-            )[:1]
+            rest = _scan([o for o in objs if o.id not in (a.id, b.id)])
             reason = (
                 f"Centre x: {a.cite} {round(a.cx * 100)}, {b.cite} {round(b.cx * 100)}; "
-                + ", ".join(f"{o.cite} {round(o.cx * 100)}" for o in [t, *outside])
+                + ", ".join(f"{o.cite} {round(o.cx * 100)}" for o in rest)
                 + f". Between: {t.id}."
             )
             return QueryDraft(
@@ -1250,7 +1244,7 @@ class QueryGenerator:
                 continue
             tid, tpl = self._template(rng, "motion", ctx)
             reason = (
-                _motion_evidence(name, _motion_key(name, targets, objs, 1 if targets else 2))
+                _motion_evidence(name, _scan(objs))
                 + f" {MOTION_SHORT[name].capitalize()}: "
                 + _ids(targets)
                 + "."
@@ -1275,7 +1269,7 @@ class QueryGenerator:
         if a.speed < 1.4 * b.speed or round(a.speed * 100) - round(b.speed * 100) < 3:
             return None
         tid, tpl = self._template(rng, "fastest", ctx)
-        reason = _motion_evidence("speed", sorted([a, b], key=lambda o: o.id)) + f" {a.cite} is fastest."
+        reason = _motion_evidence("speed", _scan(objs)) + f" {a.cite} is fastest."
         return QueryDraft(tpl, [a.id], "temporal", 1, self._finish(reason, [a.id], None), tid, ["motion:fastest"])
 
     def _cat_groups(self, objs) -> list[tuple[str, list[Obj]]]:
@@ -1305,7 +1299,7 @@ class QueryGenerator:
                 tid, tpl = self._template(rng, "cat_motion", ctx)
                 reason = (
                     f"Among {cs}: "
-                    + _motion_evidence(name, _motion_key(name, targets, members))
+                    + _motion_evidence(name, _scan(members))
                     + f" {MOTION_SHORT[name].capitalize()}: "
                     + _ids(targets)
                     + "."
@@ -1351,8 +1345,10 @@ class QueryGenerator:
                     ):
                         tid, tpl = self._template(rng, "cat_motion_fastest", ctx)
                         reason = (
-                            f"{cs.capitalize()} that {MOTION_SHORT[name]}: "
-                            + _motion_evidence("speed", sorted([a, b], key=lambda o: o.id))
+                            f"Among {cs}: "
+                            + _motion_evidence(name, _scan(members))
+                            + f" {MOTION_SHORT[name].capitalize()}: {_ids(inm)}. "
+                            + _motion_evidence("speed", _scan(inm))
                             + f" {a.cite} is fastest."
                         )
                         return QueryDraft(
@@ -1377,8 +1373,10 @@ class QueryGenerator:
                         continue
                     tid, tpl = self._template(rng, "cat_two_motions", ctx)
                     reason = (
-                        f"{cs.capitalize()} that {MOTION_SHORT[name]}: "
-                        + _motion_evidence(name2, _motion_key(name2, both, inm))
+                        f"Among {cs}: "
+                        + _motion_evidence(name, _scan(members))
+                        + f" {MOTION_SHORT[name].capitalize()}: {_ids(inm)}. "
+                        + _motion_evidence(name2, _scan(inm))
                         + f" Also {MOTION_SHORT[name2]}: "
                         + _ids(both)
                         + "."
