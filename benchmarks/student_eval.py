@@ -139,6 +139,20 @@ def latency_probe(loras: dict[str, str | None], samples, threads: int, repeats: 
     return out
 
 
+def _reusable(path: str, current: dict) -> dict:
+    """The model blocks of an earlier run that evaluated exactly the same samples the same way (else none)."""
+    try:
+        old = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--reuse {path}: cannot read it ({exc})") from exc
+    same = ("samples", "splits", "n_per_split", "seed", "constrained")
+    diff = [k for k in same if old.get(k) != current[k]]
+    if diff:
+        print(f"--reuse {path}: not reused, it differs in {', '.join(diff)}", flush=True)
+        return {}
+    return old.get("models", {})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", required=True, help="folder with the synthetic <split>.jsonl files")
@@ -148,6 +162,12 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="name=LORA.gguf (empty path = no adapter)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--unconstrained", action="store_true", help="decode without the GBNF grammar")
+    ap.add_argument(
+        "--reuse",
+        default=None,
+        help="earlier results JSON: models already evaluated there on the same samples (same --samples, --splits, "
+        "--n, --seed, decoding) are copied instead of re-run; the latency probe still runs for every model",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "training_student_eval.json"))
     args = ap.parse_args()
 
@@ -173,9 +193,14 @@ def main() -> None:
         "threads": args.threads,
         "models": {},
     }
+    earlier = _reusable(args.reuse, results) if args.reuse else {}
     for name, lora in models.items():
-        print(f"evaluating {name} ({lora or 'no adapter'}) on {len(samples)} samples", flush=True)
-        results["models"][name] = evaluate(name, lora, samples, cfg, args.threads)
+        if name in earlier and (earlier[name].get("lora") or "") == (lora or ""):
+            print(f"reusing {name} from {args.reuse}", flush=True)
+            results["models"][name] = {**earlier[name], "reused_from": earlier[name].get("reused_from", args.reuse)}
+        else:
+            print(f"evaluating {name} ({lora or 'no adapter'}) on {len(samples)} samples", flush=True)
+            results["models"][name] = evaluate(name, lora, samples, cfg, args.threads)
         for split in args.splits:
             print(f"  {split}: {results['models'][name][split]['all']}", flush=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -18,21 +18,21 @@ clearly out of the answer (no object sits near a threshold), and, for temporal f
 measurement agrees with the motion the generator gave the object. Every query whose answer would be
 several objects asks for all of them; no-target queries (the asked-for thing is absent) answer ``[]``.
 
-Rationales are in the rollout grammar and *scan* (about 20-70 tokens): each step lists every candidate
-left by the previous one, in the view's (id) order, with the value that decides the next step (all the
-category members with their depth; all the movers with their dx), cited as ``<id> <label>`` like the
-view; conclusions repeat ids only. They are answerable from the view alone. A scan is an algorithm a
-small student can follow: copy a column row by row, then compare the numbers it just wrote. (The first
-rationales cited only the targets and the key distractor, which presupposes the answer: a 135M student
-trained on them learned the template but picked the wrong rows, even on its training scenes.) About 12% add a ``<plan>`` where a tool settles a close call
-(:meth:`QueryGenerator.add_tools`): ``relation(target, ref)`` when a target is near a relation's
-threshold, ``motion(target)`` when a target's displacement or depth change is small. The plan is run
-through the executor's own tool runner, so the rationale is the exact rollout
+Rationales are in the rollout grammar and *scan* (about 20-70 tokens): each step lists every candidate left by
+the previous one, in the view's (id) order, with the value that decides the next step (all the category
+members with their depth; all the movers with their dx), cited as ``<id> <label>`` like the view; conclusions
+repeat ids only. They are answerable from the view alone. A scan is an algorithm a small student can follow:
+copy a column row by row, then compare the numbers it just wrote. (The first rationales cited only the targets
+and the key distractor, which presupposes the answer: a 135M student trained on them learned the template but
+picked the wrong rows, even on its training scenes.) About 12% add a ``<plan>`` where a tool settles a close
+call (:meth:`QueryGenerator.add_tools`): ``relation(target, ref)`` when a target is near a relation's
+threshold, ``motion(target)`` when a target's displacement or depth change is small. The plan is run through
+the executor's own tool runner, so the rationale is the exact rollout
 ``<reason>…</reason>\n<plan>…</plan>\n<results>…</results>\n<answer>…</answer>`` (the ``<results>`` part is
-executor-written: :func:`~fastreasonseg.data.synthetic.dataset.rollout_parts` splits it off), and the plan
-is only kept when the result agrees with the ground truth. ``relabel`` is not used: without a labeller
-it matches the candidates against the twin's own scores, where the wrong top label always scores
-higher than the right alternative, so it cannot help on the generator's mislabels.
+executor-written: :func:`~fastreasonseg.data.synthetic.dataset.rollout_parts` splits it off), and the plan is
+only kept when the result agrees with the ground truth. ``relabel`` is not used: without a labeller it matches
+the candidates against the twin's own scores, where the wrong top label always scores higher than the right
+alternative, so it cannot help on the generator's mislabels.
 """
 
 from __future__ import annotations
@@ -519,8 +519,6 @@ _MOTION_SCORE: dict[str, Callable[[Obj], float]] = {
 }
 
 
-
-
 # ---------------------------------------------------------------------------------------------- drafts
 @dataclass
 class QueryDraft:
@@ -1004,10 +1002,7 @@ class QueryGenerator:
                 tid, tpl = self._template(rng, "rel", ctx)
                 phrase = SPATIAL_RELATIONS[rel][0]
                 reason = (
-                    _rel_evidence(rel, ref, _rel_scan(ref, objs))
-                    + f" {phrase.capitalize()} it: "
-                    + _ids(targets)
-                    + "."
+                    _rel_evidence(rel, ref, _rel_scan(ref, objs)) + f" {phrase.capitalize()} it: " + _ids(targets) + "."
                 )
                 ids = [t.id for t in targets]
                 plan = None
@@ -1243,12 +1238,7 @@ class QueryGenerator:
             if targets is None or bool(targets) == no_target or len(targets) > 3 or any(t.mislabelled for t in targets):
                 continue
             tid, tpl = self._template(rng, "motion", ctx)
-            reason = (
-                _motion_evidence(name, _scan(objs))
-                + f" {MOTION_SHORT[name].capitalize()}: "
-                + _ids(targets)
-                + "."
-            )
+            reason = _motion_evidence(name, _scan(objs)) + f" {MOTION_SHORT[name].capitalize()}: " + _ids(targets) + "."
             ids = [t.id for t in targets]
             return QueryDraft(
                 tpl.format(motion=phrase, motions=MOTION_PLURAL[name]),
