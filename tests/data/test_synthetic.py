@@ -325,6 +325,26 @@ def test_temporal_ground_truth(samples):
     assert checked >= 3
 
 
+def test_spatial_and_temporal_rationales_scan_every_candidate(samples):
+    """The first step of a spatial / temporal rationale cites every candidate ("<id> <label>", view order), not only
+    the answer and a distractor: a student then copies a column and compares, instead of guessing the rows."""
+    checked = 0
+    for s in _all(samples):
+        kinds = dict(x.partition(":")[::2] for x in s.facts)
+        if s.category == "semantic" or "dup" in kinds:
+            continue
+        reason = s.rationale.split("<reason>")[1].split("</reason>")[0]
+        labels = {i.id: i.label for fr in s.twin.frames for i in fr.instances}
+        cands = sorted(_candidates(s, None) - {int(kinds.get("ref", -1))})
+        cites = [f"{i} {labels[i]}" for i in cands]
+        assert all(c in reason for c in cites), (s.query, reason, cites)
+        if kinds.get("rel") != "between":  # "between" names its two references first
+            positions = [reason.index(c) for c in cites]
+            assert positions == sorted(positions), (s.query, reason)
+        checked += 1
+    assert checked >= 8
+
+
 # ------------------------------------------------------------------ splits
 def test_split_generalisation(samples, holdout):
     held_obj, held_tpl = set(holdout.objects), set(holdout.templates)
