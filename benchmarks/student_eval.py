@@ -150,7 +150,7 @@ def _reusable(path: str, current: dict) -> dict:
     if diff:
         print(f"--reuse {path}: not reused, it differs in {', '.join(diff)}", flush=True)
         return {}
-    return old.get("models", {})
+    return {(m.get("lora") or ""): m for m in old.get("models", {}).values()}
 
 
 def main() -> None:
@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument(
         "--reuse",
         default=None,
-        help="earlier results JSON: models already evaluated there on the same samples (same --samples, --splits, "
+        help="earlier results JSON: adapters already evaluated there on the same samples (same --samples, --splits, "
         "--n, --seed, decoding) are copied instead of re-run; the latency probe still runs for every model",
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "training_student_eval.json"))
@@ -195,9 +195,10 @@ def main() -> None:
     }
     earlier = _reusable(args.reuse, results) if args.reuse else {}
     for name, lora in models.items():
-        if name in earlier and (earlier[name].get("lora") or "") == (lora or ""):
-            print(f"reusing {name} from {args.reuse}", flush=True)
-            results["models"][name] = {**earlier[name], "reused_from": earlier[name].get("reused_from", args.reuse)}
+        if (lora or "") in earlier:  # the same adapter (or none), whatever it was called there
+            old = earlier[lora or ""]
+            print(f"reusing {name} ({old['model']} in {args.reuse})", flush=True)
+            results["models"][name] = {**old, "model": name, "reused_from": old.get("reused_from", args.reuse)}
         else:
             print(f"evaluating {name} ({lora or 'no adapter'}) on {len(samples)} samples", flush=True)
             results["models"][name] = evaluate(name, lora, samples, cfg, args.threads)
