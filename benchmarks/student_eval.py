@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fastreasonseg.eval.metrics import ciou, giou  # noqa: E402
+from fastreasonseg.eval.metrics import ciou, giou, paired_bootstrap  # noqa: E402
 from fastreasonseg.reasoning.config import ReasonerConfig  # noqa: E402
 from fastreasonseg.reasoning.executor import run_rollout  # noqa: E402
 from fastreasonseg.reasoning.runtimes.llamacpp import LlamaCppRuntime  # noqa: E402
@@ -110,6 +110,9 @@ def evaluate(name: str, lora: str | None, samples, cfg: ReasonerConfig, threads:
         "median_prompt_tokens": statistics.median(r["prompt_tokens"] for r in rows),
         "median_completion_tokens": statistics.median(toks) if toks else 0,
     }
+    out["per_sample"] = [
+        {"sample_id": r["sample_id"], "split": r["split"], "iou": round(r["iou"], 4), "exact": r["exact"]} for r in rows
+    ]
     out["examples"] = [
         {k: r[k] for k in ("sample_id", "category", "level", "rollout", "ids", "target", "iou")} for r in rows[:5]
     ]
@@ -136,6 +139,32 @@ def latency_probe(loras: dict[str, str | None], samples, threads: int, repeats: 
             "median_prefill_ms_fresh": round(statistics.median(prefill), 1),
             "median_decode_ms_per_token": round(statistics.median(per_tok), 2),
         }
+    return out
+
+
+def paired_vs_reference(models: dict) -> dict:
+    """Per split, the gIoU gain of every model over the first one on the same samples, with a 95 % paired bootstrap
+    interval (only models whose per-sample scores are stored)."""
+    names = [n for n, m in models.items() if m.get("per_sample")]
+    if len(names) < 2:
+        return {}
+    ref = names[0]
+    scores = {n: {(r["split"], r["sample_id"]): r["iou"] for r in models[n]["per_sample"]} for n in names}
+    out: dict = {"reference": ref}
+    for name in names[1:]:
+        out[name] = {}
+        for split in sorted({k[0] for k in scores[ref]}):
+            keys = [k for k in scores[ref] if k[0] == split and k in scores[name]]
+            if not keys:
+                continue
+            d = paired_bootstrap([scores[ref][k] for k in keys], [scores[name][k] for k in keys])
+            out[name][split] = {
+                "n": d.n,
+                "gIoU_gain": round(d.mean, 4),
+                "ci95": [round(d.low, 4), round(d.high, 4)],
+                "wins": d.wins,
+                "losses": d.losses,
+            }
     return out
 
 
@@ -205,6 +234,10 @@ def main() -> None:
         for split in args.splits:
             print(f"  {split}: {results['models'][name][split]['all']}", flush=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results["paired_vs_reference"] = paired_vs_reference(results["models"])
+    if results["paired_vs_reference"]:
+        print(json.dumps(results["paired_vs_reference"], indent=2), flush=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     results["latency_probe"] = latency_probe(models, samples[:4], args.threads)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results["latency_probe"], indent=2))

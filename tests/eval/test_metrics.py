@@ -24,6 +24,7 @@ from fastreasonseg.eval.metrics import (
     intersection_union,
     iou,
     j_and_f,
+    paired_bootstrap,
     region_j,
 )
 
@@ -280,3 +281,47 @@ def test_boundary_f_matches_brute_force_dilation():
         rc = (bb & da).sum() / bb.sum()
         f = 0.0 if p + rc == 0 else 2 * p * rc / (p + rc)
         assert boundary_f(a, b) == pytest.approx(f)
+
+
+# --------------------------------------------------------------------------------------------------- paired bootstrap
+
+
+def test_paired_bootstrap_by_hand():
+    a = [0.0, 0.5, 1.0, 0.2]
+    b = [1.0, 0.5, 0.0, 0.6]
+    d = paired_bootstrap(a, b, resamples=500, seed=1)
+    assert d.n == 4 and d.mean == pytest.approx(0.1)
+    assert (d.wins, d.losses) == (2, 1)
+    assert d.low <= d.mean <= d.high and d.low < 0 < d.high and not d.significant
+    assert d == paired_bootstrap(a, b, resamples=500, seed=1)  # seeded: reproducible
+
+
+def test_paired_bootstrap_consistent_gain_is_significant():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 0.8, 300)
+    d = paired_bootstrap(a, a + rng.uniform(0.05, 0.15, 300))
+    assert d.significant and 0.05 < d.low < d.mean < d.high < 0.15 and d.wins == 300
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=40), st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None)
+def test_paired_bootstrap_interval_brackets_the_resampled_mean(xs, seed):
+    a = np.asarray(xs)
+    same = paired_bootstrap(a, a, resamples=50, seed=seed)
+    assert same.mean == same.low == same.high == 0 and same.wins == same.losses == 0
+    d = paired_bootstrap(a, a[::-1], resamples=50, seed=seed)
+    assert d.low - 1e-12 <= d.high and d.low >= -1 and d.high <= 1
+
+
+@pytest.mark.parametrize(
+    "a, b, kw, message",
+    [
+        ([0.1, 0.2], [0.1], {}, "same length"),
+        ([], [], {}, "at least one"),
+        ([0.1], [0.2], {"confidence": 1.5}, "confidence"),
+        ([0.1], [0.2], {"resamples": 0}, "resamples"),
+    ],
+)
+def test_paired_bootstrap_rejects_bad_input(a, b, kw, message):
+    with pytest.raises(ValueError, match=message):
+        paired_bootstrap(a, b, **kw)

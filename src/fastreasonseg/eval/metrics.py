@@ -38,6 +38,7 @@ __all__ = [
     "DavisStats",
     "IoUAccumulator",
     "IoUResult",
+    "PairedDifference",
     "VideoScore",
     "boundary_f",
     "boundary_map",
@@ -50,6 +51,7 @@ __all__ = [
     "intersection_union",
     "iou",
     "j_and_f",
+    "paired_bootstrap",
     "region_j",
 ]
 
@@ -130,6 +132,59 @@ def ciou(intersections, unions) -> float:
         return float("nan")
     total = u.sum()
     return float(i.sum() / total) if total > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of ``b - a`` over the same samples, its percentile-bootstrap confidence interval and the win counts."""
+
+    n: int
+    mean: float
+    low: float
+    high: float
+    confidence: float
+    wins: int  #: samples where ``b`` scores higher
+    losses: int  #: samples where ``b`` scores lower
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes zero."""
+        return self.low > 0 or self.high < 0
+
+
+def paired_bootstrap(a, b, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> PairedDifference:
+    """How much system ``b`` beats system ``a`` on the *same* samples (e.g. per-sample IoUs), with uncertainty.
+
+    Resamples the per-sample differences with replacement (seeded, so the interval is reproducible) and returns the
+    percentile interval of their mean. Pairing removes the variance shared by both systems (hard vs easy samples),
+    so it is much tighter than comparing two independent means; with a few hundred samples, a gIoU gap whose
+    interval excludes zero is more than noise.
+    """
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired_bootstrap needs two 1-D score lists of the same length, got {x.shape} and {y.shape}")
+    if x.size == 0:
+        raise ValueError("paired_bootstrap needs at least one sample")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be >= 1, got {resamples}")
+    d = y - x
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, d.size, size=(resamples, d.size))
+    means = d[idx].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return PairedDifference(
+        n=int(d.size),
+        mean=float(d.mean()),
+        low=float(low),
+        high=float(high),
+        confidence=confidence,
+        wins=int((d > 0).sum()),
+        losses=int((d < 0).sum()),
+    )
 
 
 def region_j(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None) -> float | np.ndarray:
