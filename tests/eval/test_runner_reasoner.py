@@ -33,3 +33,18 @@ def test_reasoner_on_synthetic_samples(tmp_path):
     for r in recs:
         assert r["rollout"].startswith("<reason>") and isinstance(r["format_ok"], bool)
         assert r["tokens"]["completion"] > 0 and r["timings"]["decode"] > 0
+
+
+def test_reasoner_predictor_defaults_to_the_shipped_student_and_takes_aliases():
+    from fastreasonseg.api import resolve_reasoner_spec
+    from fastreasonseg.assets import asset_path
+    from fastreasonseg.errors import InputError
+    from fastreasonseg.eval.predictors import ReasonerPredictor
+
+    adapter = str(asset_path("student/adapter.gguf"))
+    assert ReasonerPredictor().spec == resolve_reasoner_spec("student") == f"llamacpp?lora={adapter}"
+    assert ReasonerPredictor("base").spec == "llamacpp"
+    # an explicit adapter goes on the zero-shot base, never on top of the student's
+    assert ReasonerPredictor(adapter=adapter).spec == f"llamacpp?lora={adapter}"
+    with pytest.raises(InputError, match="already names an adapter"):
+        ReasonerPredictor("student", adapter=adapter)

@@ -12,8 +12,8 @@ from rich.markup import escape
 from fastreasonseg.errors import FastReasonSegError
 
 REASONER_HELP = (
-    "Reasoner spec: 'base' (the default: SmolLM2-135M on llama.cpp, offline, zero-shot), 'student' (the same "
-    "model with the shipped, experimental student adapter), llamacpp[:MODEL.gguf][?lora=ADAPTER.gguf], "
+    "Reasoner spec: 'student' (the default: SmolLM2-135M on llama.cpp with the shipped student adapter, offline), "
+    "'base' (the same model zero-shot: faster, less accurate), llamacpp[:MODEL.gguf][?lora=ADAPTER.gguf], "
     "transformers:HUB_ID_OR_DIR[?adapter=DIR], openai:URL?model=NAME."
 )
 

@@ -4,8 +4,9 @@ Every predictor answers one query on one twin with instance ids; the runner turn
 
 ``reasoner``
     The real pipeline: :func:`~fastreasonseg.reasoning.executor.run_rollout` with any runtime
-    :func:`~fastreasonseg.reasoning.runtimes.load_runtime` builds from a reasoner spec (default
-    :data:`~fastreasonseg.reasoning.runtimes.DEFAULT_REASONER`), optionally with a LoRA adapter.
+    :func:`~fastreasonseg.reasoning.runtimes.load_runtime` builds from a reasoner spec or alias (default: the
+    library's default, the shipped student; :func:`fastreasonseg.api.resolve_reasoner_spec`), optionally with a LoRA
+    adapter (on the zero-shot base when no spec is given).
 ``embedding``
     A baseline with no LLM: the query and every instance's label (and alternative labels) are embedded with
     all-MiniLM-L6-v2 (mean pooling, L2 norm; the encoder of
@@ -273,11 +274,16 @@ class ReasonerPredictor(Predictor):
     name = "reasoner"
 
     def __init__(self, spec: str | None = None, *, adapter: str | None = None, config=None, runtime=None) -> None:
+        from fastreasonseg.api import BASE_REASONER, resolve_reasoner_spec
         from fastreasonseg.reasoning.config import ReasonerConfig
         from fastreasonseg.reasoning.executor import Reasoner
-        from fastreasonseg.reasoning.runtimes import DEFAULT_REASONER, load_runtime
+        from fastreasonseg.reasoning.runtimes import load_runtime
 
-        self.spec = spec_with_adapter(spec or DEFAULT_REASONER, adapter) if runtime is None else None
+        if runtime is None:  # an explicit --adapter goes on the zero-shot base unless a spec is named
+            spec = resolve_reasoner_spec(spec if spec or not adapter else BASE_REASONER)
+            self.spec: str | None = spec_with_adapter(spec, adapter)
+        else:
+            self.spec = None
         self.runtime = runtime if runtime is not None else load_runtime(self.spec)
         self.reasoner = Reasoner(self.runtime, config or ReasonerConfig())
 

@@ -107,7 +107,8 @@ class EvalConfig:
     split: str = "test"
     predictor: str = "oracle"
     reasoner: str | None = None
-    """Reasoner spec (``predictor="reasoner"``; default :data:`~fastreasonseg.reasoning.runtimes.DEFAULT_REASONER`)."""
+    """Reasoner spec or alias (``predictor="reasoner"``; default: the shipped student, or the zero-shot base when
+    ``adapter`` is set; :func:`fastreasonseg.api.resolve_reasoner_spec`)."""
     adapter: str | None = None
     twins: str = "oracle"
     stride: int = 1
