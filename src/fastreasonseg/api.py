@@ -1,7 +1,7 @@
 """The Python API: build a twin once (heavy), ask many questions about it (light).
 
 >>> from fastreasonseg import FastReasonSeg                       # doctest: +SKIP
->>> frs = FastReasonSeg()                                         # offline default: SmolLM2-135M on llama.cpp
+>>> frs = FastReasonSeg()                                         # offline default: SmolLM2-135M + student LoRA
 >>> twin = frs.build_twin("kitchen.jpg")                          # SAM-2 + Depth-Anything + OWLv2
 >>> result = frs.ask(twin, "the thing I'd use for hot drinks")
 >>> result.ids, result.masks[0].shape                             # ids and {frame index: (H, W) mask}
