@@ -152,3 +152,26 @@ def test_threshold_is_strict():
 def test_reference_chains(samples):
     chains, stats = reference_chains(samples)
     assert len(chains) == len(samples) and all(c.iou == 1.0 for c in chains) and stats.rejected == 0
+
+
+def test_last_checkpoint_and_resume_message(tmp_path):
+    from fastreasonseg.training.common import last_checkpoint, resume_message
+
+    assert last_checkpoint(tmp_path / "missing") is None
+    for step in (50, 100):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(
+            json.dumps({"global_step": step, "max_steps": 300}), encoding="utf-8"
+        )
+    (tmp_path / "checkpoint-200").mkdir()  # half-written: no trainer state
+    ck = last_checkpoint(tmp_path)
+    assert ck == str(tmp_path / "checkpoint-100")
+    msg, warn = resume_message(ck, 300, "SFT")
+    assert not warn and msg.endswith("(step 100 of 300)")
+    msg, warn = resume_message(ck, 800, "SFT")
+    assert warn and "recomputed for 800 steps" in msg
+    msg, warn = resume_message(ck, 100, "SFT")
+    assert warn and "nothing more to train" in msg
+    assert resume_message(ck, -1, "SFT") == (f"resuming SFT from {ck} (step 100 of 300)", False)  # by epochs
+    half = tmp_path / "checkpoint-200"
+    assert resume_message(half, 300, "SFT") == (f"resuming SFT from {half}", False)

@@ -49,6 +49,27 @@ def last_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
     return str(best[1]) if best else None
 
 
+def resume_message(checkpoint: str | os.PathLike[str], max_steps: int, stage: str) -> tuple[str, bool]:
+    """What resuming ``stage`` from ``checkpoint`` with ``max_steps`` (``<= 0``: by epochs) will do, and whether the
+    user should be warned: a changed ``max_steps`` recomputes the learning-rate schedule (the rate jumps from the
+    one the checkpoint used) and a checkpoint already at ``max_steps`` trains nothing more."""
+    try:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+        step, planned = int(state.get("global_step", 0)), int(state.get("max_steps", 0))
+    except (OSError, ValueError, TypeError):
+        return f"resuming {stage} from {checkpoint}", False
+    msg = f"resuming {stage} from {checkpoint} (step {step} of {planned})"
+    if max_steps > 0 and step >= max_steps:
+        return f"{msg}: already at max_steps {max_steps}, nothing more to train; raise max_steps to continue", True
+    if max_steps > 0 and planned and planned != max_steps:
+        return (
+            f"{msg}: max_steps is now {max_steps}, so the learning-rate schedule is recomputed for {max_steps} steps "
+            f"and the rate jumps from the one the checkpoint was trained with",
+            True,
+        )
+    return msg, False
+
+
 def use_cpu() -> bool:
     try:
         import torch

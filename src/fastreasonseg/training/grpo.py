@@ -24,6 +24,7 @@ from fastreasonseg.training.common import (
     ModelBundle,
     last_checkpoint,
     model_bundle,
+    resume_message,
     save_final_adapter,
     trainer_args,
     write_run_info,
@@ -214,7 +215,8 @@ def run_grpo(
     )
     resume = last_checkpoint(s.output_dir) if s.resume else None
     if resume:
-        log.info("resuming %s GRPO from %s", stage, resume)
+        msg, warn = resume_message(resume, args.max_steps, f"{stage} GRPO")
+        (log.warning if warn else log.info)(msg)
     t0 = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0

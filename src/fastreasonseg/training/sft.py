@@ -19,6 +19,7 @@ from fastreasonseg.training.common import (
     format_probe,
     last_checkpoint,
     model_bundle,
+    resume_message,
     save_final_adapter,
     trainer_args,
     write_run_info,
@@ -141,7 +142,8 @@ def run_sft(
     )
     resume = last_checkpoint(s.output_dir) if s.resume else None
     if resume:
-        log.info("resuming SFT from %s", resume)
+        msg, warn = resume_message(resume, args.max_steps, "SFT")
+        (log.warning if warn else log.info)(msg)
     t0 = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
