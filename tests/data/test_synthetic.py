@@ -103,6 +103,26 @@ def test_determinism(holdout):
     assert a != c
 
 
+def test_samples_do_not_depend_on_the_hash_seed():
+    """Same sample in processes with different string hashing (set iteration order): train sample 564 of seed 0
+    once depended on it (the duplicate-label query iterated a set of labels)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from fastreasonseg.data.synthetic.dataset import generate_sample, make_holdout; "
+        "print(json.dumps(generate_sample('train', 564, 0, make_holdout(0)).to_dict(), sort_keys=True))"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": h}, capture_output=True, text=True
+        ).stdout
+        for h in ("1", "2", "4")
+    }
+    assert len(outs) == 1 and "rightmost" in next(iter(outs))
+
+
 _ANSWER = re.compile(r"<answer>(.*)</answer>$")
 
 

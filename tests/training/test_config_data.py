@@ -66,6 +66,18 @@ def test_load_samples_from_dir(samples_dir):
         load_samples(samples_dir, "test")
 
 
+def test_load_samples_skip_leaves_out_the_first(samples_dir):
+    every = load_samples(samples_dir, "train")
+    rest = load_samples(samples_dir, "train", skip=4)
+    assert [x.sample_id for x in rest] == [x.sample_id for x in every[4:]]
+    subset = load_samples(samples_dir, "train", skip=2, limit=2)
+    assert {x.sample_id for x in subset} <= {x.sample_id for x in every[2:]}
+    with pytest.raises(InputError, match="leaves none"):
+        load_samples(samples_dir, "train", skip=6)
+    with pytest.raises(InputError, match=">= 0"):
+        load_samples(samples_dir, "train", skip=-1)
+
+
 def test_chains_file_errors(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_chains(tmp_path / "none.jsonl")

@@ -63,6 +63,41 @@ def test_sft_resumes_and_saves_adapter(sft_result):
     assert steps == [1, 2, 3, 4]  # the two finished steps were kept, steps 3-4 trained after the resume
 
 
+def test_sft_continues_an_adapter_on_new_samples(tmp_path, tiny_model_dir, samples_dir, samples, sft_result):
+    """``sft.init_adapter`` trains an existing adapter further (its own LoRA shape) on the samples ``data.skip``
+    leaves; the starting adapter is read, never written."""
+    import torch
+    from safetensors.torch import load_file
+
+    from fastreasonseg.training.sft import run_sft
+
+    start = sft_result.adapter_dir
+    before = load_file(str(start / "adapter_model.safetensors"))
+    cfg = tiny_config(
+        tmp_path,
+        tiny_model_dir,
+        samples_dir,
+        **{
+            "sft.max_steps": 2,
+            "sft.warmup_ratio": 0,
+            "sft.init_adapter": str(start),
+            "data.skip": 4,
+            "lora.r": 8,
+            "lora.alpha": 16,
+        },
+    )
+    chains = [Chain(s.sample_id, s.reference, 1.0, "reference") for s in samples]
+    r = run_sft(cfg, chains=chains)
+    assert r.global_step == 2 and r.metrics["examples"] == 2  # the 2 samples after the first 4
+    after = load_file(str(r.adapter_dir / "adapter_model.safetensors"))
+    assert after.keys() == before.keys()
+    assert all(after[k].shape == before[k].shape for k in before)  # r=4 kept, lora.r=8 ignored
+    assert any(not torch.equal(after[k], before[k]) for k in before)
+    assert all(torch.equal(v, load_file(str(start / "adapter_model.safetensors"))[k]) for k, v in before.items())
+    info = json.loads((r.output_dir / "sft_info.json").read_text())
+    assert info["init_adapter"] == str(start)
+
+
 def test_student_grpo_from_sft_adapter(run_dir, tiny_model_dir, samples_dir, samples, sft_result):
     from fastreasonseg.training.rl import run_rl
 

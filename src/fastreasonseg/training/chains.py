@@ -187,7 +187,9 @@ def run_chains(cfg: Any, *, samples: list[TrainSample] | None = None, runtime: A
 
     c = cfg.chains
     if samples is None:
-        samples = load_samples(cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed)
+        samples = load_samples(
+            cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed, skip=cfg.data.skip
+        )
     if c.from_reference:
         chains, stats = reference_chains(samples, c.threshold)
     else:

@@ -75,6 +75,10 @@ class DataSettings:
     split: str = "train"
     chains: str | None = None
     """Chains JSONL for SFT (``fastreasonseg train chains``); default ``<runs>/chains.jsonl``."""
+    skip: int = 0
+    """Leave out the first ``skip`` samples of the split (file order) before ``limit``: continue training an adapter
+    on samples it has not seen (a synthetic split is a prefix-stable sequence: generating more samples keeps the
+    first ones)."""
     limit: int | None = None
     """Use at most this many samples (after a seeded shuffle)."""
     seed: int = 0
@@ -106,6 +110,9 @@ class SFTSettings:
     """Recompute activations in the backward pass (TRL's default: less memory, ~20-30 % more compute)."""
     format_eval_samples: int = 8
     """After training, run this many greedy rollouts (executor, unconstrained) and log the format rate."""
+    init_adapter: str | None = None
+    """Start from this PEFT adapter directory (trained further) instead of a fresh LoRA, e.g. to continue a student
+    on chains of new samples (with ``data.skip``). The ``lora`` settings are then ignored: the adapter keeps its own."""
 
 
 @dataclass

@@ -136,16 +136,27 @@ def samples_file(path: str | os.PathLike[str], split: str = "train") -> Path:
 
 
 def load_samples(
-    path: str | os.PathLike[str], split: str = "train", *, limit: int | None = None, seed: int = 0
+    path: str | os.PathLike[str],
+    split: str = "train",
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    skip: int = 0,
 ) -> list[TrainSample]:
-    """Samples of a split: ``path`` is a directory with ``<split>.jsonl`` or a JSONL file. With ``limit``, a seeded
-    random subset."""
+    """Samples of a split: ``path`` is a directory with ``<split>.jsonl`` or a JSONL file. ``skip`` leaves out the
+    first samples (file order); with ``limit``, a seeded random subset of the rest."""
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"samples path must be a path, got {type(path).__name__}")
+    if skip < 0:
+        raise InputError(f"data.skip must be >= 0, got {skip}")
     p = samples_file(path, split)
     out = [sample_from_record(rec, p.parent, n) for n, rec in _iter_jsonl(p)]
     if not out:
         raise InputError(f"{p} holds no samples")
+    if skip:
+        if skip >= len(out):
+            raise InputError(f"data.skip = {skip} leaves none of the {len(out)} samples of {p}")
+        out = out[skip:]
     if limit is not None and limit < len(out):
         rng = random.Random(seed)
         out = rng.sample(out, limit)

@@ -177,7 +177,9 @@ def run_grpo(
     s: GRPOSettings = cfg.teacher if stage == "teacher" else cfg.rl
     bundle = model_bundle(cfg)
     if samples is None:
-        samples = load_samples(cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed)
+        samples = load_samples(
+            cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed, skip=cfg.data.skip
+        )
     builder = PromptBuilder(bundle.tokenizer, bundle.template, n_ctx=cfg.model.n_ctx)
     ds = build_grpo_dataset(samples, builder, references)
     funcs, weights = build_rewards(cfg.rewards, reasoning=stage == "rl", judge=judge)

@@ -110,7 +110,9 @@ def run_sft(
     s = cfg.sft
     bundle = model_bundle(cfg)
     if samples is None:
-        samples = load_samples(cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed)
+        samples = load_samples(
+            cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed, skip=cfg.data.skip
+        )
     if chains is None:
         chains = read_chains(cfg.data.chains or cfg.chains.output)
     ds = sft_dataset(cfg, bundle, samples, chains)
@@ -131,13 +133,15 @@ def run_sft(
         optim="adamw_torch",
         **trainer_args(s, cfg),
     )
-    model = load_model(bundle.path, cfg.model.dtype)
+    model = load_model(bundle.path, cfg.model.dtype, adapter=s.init_adapter, trainable=True)
+    if s.init_adapter:
+        log.info("SFT continues the adapter %s (its LoRA settings; `lora` is ignored)", s.init_adapter)
     trainer = _completion_sft_trainer_class()(
         model=model,
         args=args,
         train_dataset=ds,
         processing_class=bundle.tokenizer,
-        peft_config=lora_config(cfg.lora),
+        peft_config=None if s.init_adapter else lora_config(cfg.lora),
         callbacks=callbacks,
     )
     resume = last_checkpoint(s.output_dir) if s.resume else None
@@ -160,7 +164,13 @@ def run_sft(
     write_run_info(
         s.output_dir,
         "sft",
-        {"global_step": trainer.state.global_step, "resumed_from": resume, "train_seconds": seconds, **metrics},
+        {
+            "global_step": trainer.state.global_step,
+            "resumed_from": resume,
+            "init_adapter": s.init_adapter,
+            "train_seconds": seconds,
+            **metrics,
+        },
         cfg,
     )
     return StageResult(Path(s.output_dir), final, trainer.state.global_step, resume, seconds, metrics)

@@ -944,7 +944,7 @@ class QueryGenerator:
         return None
 
     def _spa_dup(self, rng, objs, ctx, no_target) -> QueryDraft | None:
-        labels = [lab for lab in {o.label for o in objs} if sum(o.label == lab for o in objs) >= 2]
+        labels = [lab for lab in sorted({o.label for o in objs}) if sum(o.label == lab for o in objs) >= 2]
         rng.shuffle(labels)
         for lab in labels:
             group = [o for o in objs if o.label == lab]
