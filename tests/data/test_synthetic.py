@@ -365,6 +365,32 @@ def test_spatial_and_temporal_rationales_scan_every_candidate(samples):
     assert checked >= 8
 
 
+_VERDICT = re.compile(r"(\d+) [^,;.]*? (yes|no|\?)(?=[,.])")
+
+
+def test_yes_no_scans_tag_every_candidate_with_its_verdict(samples):
+    """A motion or relation scan writes "yes"/"no" after each candidate's value, and the first conclusion lists
+    exactly the "yes" rows (the answer itself when the query tests one fact)."""
+    checked = 0
+    for s in _all(samples):
+        reason = s.rationale.split("<reason>")[1].split("</reason>")[0]
+        assert not re.search(r" \?[,.]", reason), reason
+        tests = [f for f in s.facts if f.startswith(("motion:", "rel:"))]
+        if not tests or tests[0] in ("motion:fastest", "rel:between"):
+            continue
+        body = reason.split(": ", 1)[1] if reason.startswith("Among ") else reason
+        first, _, rest = body.partition(". ")
+        tags = _VERDICT.findall(first + ".")
+        assert len(tags) == first.count(",") + 1, (s.query, reason)  # one verdict per candidate
+        yes = [int(i) for i, v in tags if v == "yes"]
+        conclusion = rest.split(".")[0].split(": ")[-1]
+        assert conclusion == (", ".join(map(str, yes)) or "none"), (s.query, reason)
+        if len(tests) == 1 and not any(f.startswith(("sup:", "dup:")) for f in s.facts):
+            assert yes == s.ids, (s.query, reason)
+        checked += 1
+    assert checked >= 8
+
+
 # ------------------------------------------------------------------ splits
 def test_split_generalisation(samples, holdout):
     held_obj, held_tpl = set(holdout.objects), set(holdout.templates)

@@ -22,7 +22,10 @@ Rationales are in the rollout grammar and *scan* (about 20-70 tokens): each step
 the previous one, in the view's (id) order, with the value that decides the next step (all the category
 members with their depth; all the movers with their dx), cited as ``<id> <label>`` like the view; conclusions
 repeat ids only. They are answerable from the view alone. A scan is an algorithm a small student can follow:
-copy a column row by row, then compare the numbers it just wrote. (The first rationales cited only the targets
+copy a column row by row, then compare the numbers it just wrote. A scan for a yes/no test (a motion, a relation
+to a reference) writes the verdict right after each value ("dx: 1 tiger +48 yes, 3 pigeon -49 no. Move right:
+1."), so the conclusion copies the "yes" rows instead of comparing a whole list at once: a 135M student that had
+copied every value correctly still listed the wrong ids without them. (The first rationales cited only the targets
 and the key distractor, which presupposes the answer: a 135M student trained on them learned the template but
 picked the wrong rows, even on its training scenes.) About 12% add a ``<plan>`` where a tool settles a close
 call (:meth:`QueryGenerator.add_tools`): ``relation(target, ref)`` when a target is near a relation's
@@ -420,12 +423,21 @@ def _sup_evidence(objs: list[Obj], sup: str) -> str:
     return "Centres y: " + ", ".join(f"{o.cite} {round(o.cy * 100)}" for o in objs) + "."
 
 
+def _verdict(v: bool | None) -> str:
+    """The word a scan writes after a candidate's value for a yes/no test (``?`` never occurs in a generated
+    rationale: a query is only asked when every candidate is clearly in or out)."""
+    return "?" if v is None else ("yes" if v else "no")
+
+
 def _rel_evidence(rel: str, ref: Obj, objs: list[Obj]) -> str:
+    """'Centre x of 2 cup is 65; 5 saucer 79 no, 6 bowl 55 yes.' (each candidate's value, then its verdict)."""
+    fn = SPATIAL_RELATIONS[rel][1]
     if rel in ("nearer", "farther"):
-        return f"Depth of {ref.cite} is {ref.d}; " + ", ".join(f"{o.cite} {o.d}" for o in objs) + "."
+        body = ", ".join(f"{o.cite} {o.d} {_verdict(fn(o, ref))}" for o in objs) if objs else "none"
+        return f"Depth of {ref.cite} is {ref.d}; {body}."
     axis = "x" if rel in ("left", "right") else "y"
     val = (lambda o: o.cx) if axis == "x" else (lambda o: o.cy)
-    body = ", ".join(f"{o.cite} {round(val(o) * 100)}" for o in objs) if objs else "none"
+    body = ", ".join(f"{o.cite} {round(val(o) * 100)} {_verdict(fn(o, ref))}" for o in objs) if objs else "none"
     return f"Centre {axis} of {ref.cite} is {round(val(ref) * 100)}; {body}."
 
 
@@ -496,14 +508,18 @@ def temporal_facts(lo: int, hi: int) -> dict[str, tuple[str, Callable[[Obj], boo
     }
 
 
-def _motion_evidence(fact: str, objs: list[Obj]) -> str:
+def _motion_evidence(fact: str, objs: list[Obj], holds: Callable[[Obj], bool | None] | None = None) -> str:
+    """'dx: 1 tiger +48 yes, 3 pigeon -49 no.': each candidate's value, then (with ``holds``, the fact's test) its
+    verdict. ``fact="speed"`` (a superlative) lists the speeds only."""
+    tag = (lambda o: "") if holds is None else (lambda o: " " + _verdict(holds(o)))
     if fact in ("left", "right"):
-        return "dx: " + ", ".join(f"{o.cite} {round(o.dxm * 100):+d}" for o in objs) + "."
+        return "dx: " + ", ".join(f"{o.cite} {round(o.dxm * 100):+d}{tag(o)}" for o in objs) + "."
     if fact in ("approach", "recede"):
-        return "Depth first>last: " + ", ".join(f"{o.cite} {o.d}>{depth_digit(o.depth_last)}" for o in objs) + "."
+        body = ", ".join(f"{o.cite} {o.d}>{depth_digit(o.depth_last)}{tag(o)}" for o in objs)
+        return "Depth first>last: " + body + "."
     if fact in ("later", "leaves"):
-        return "Frames: " + ", ".join(f"{o.cite} f{o.first}-{o.last}" for o in objs) + "."
-    return "Speeds: " + ", ".join(f"{o.cite} v{round(o.speed * 100)}" for o in objs) + "."
+        return "Frames: " + ", ".join(f"{o.cite} f{o.first}-{o.last}{tag(o)}" for o in objs) + "."
+    return "Speeds: " + ", ".join(f"{o.cite} v{round(o.speed * 100)}{tag(o)}" for o in objs) + "."
 
 
 #: temporal fact -> how strongly an object shows it (to pick the non-target that comes closest: the key distractor)
@@ -1238,7 +1254,9 @@ class QueryGenerator:
             if targets is None or bool(targets) == no_target or len(targets) > 3 or any(t.mislabelled for t in targets):
                 continue
             tid, tpl = self._template(rng, "motion", ctx)
-            reason = _motion_evidence(name, _scan(objs)) + f" {MOTION_SHORT[name].capitalize()}: " + _ids(targets) + "."
+            reason = (
+                _motion_evidence(name, _scan(objs), fn) + f" {MOTION_SHORT[name].capitalize()}: " + _ids(targets) + "."
+            )
             ids = [t.id for t in targets]
             return QueryDraft(
                 tpl.format(motion=phrase, motions=MOTION_PLURAL[name]),
@@ -1289,7 +1307,7 @@ class QueryGenerator:
                 tid, tpl = self._template(rng, "cat_motion", ctx)
                 reason = (
                     f"Among {cs}: "
-                    + _motion_evidence(name, _scan(members))
+                    + _motion_evidence(name, _scan(members), fn)
                     + f" {MOTION_SHORT[name].capitalize()}: "
                     + _ids(targets)
                     + "."
@@ -1336,7 +1354,7 @@ class QueryGenerator:
                         tid, tpl = self._template(rng, "cat_motion_fastest", ctx)
                         reason = (
                             f"Among {cs}: "
-                            + _motion_evidence(name, _scan(members))
+                            + _motion_evidence(name, _scan(members), fn)
                             + f" {MOTION_SHORT[name].capitalize()}: {_ids(inm)}. "
                             + _motion_evidence("speed", _scan(inm))
                             + f" {a.cite} is fastest."
@@ -1364,9 +1382,9 @@ class QueryGenerator:
                     tid, tpl = self._template(rng, "cat_two_motions", ctx)
                     reason = (
                         f"Among {cs}: "
-                        + _motion_evidence(name, _scan(members))
+                        + _motion_evidence(name, _scan(members), fn)
                         + f" {MOTION_SHORT[name].capitalize()}: {_ids(inm)}. "
-                        + _motion_evidence(name2, _scan(inm))
+                        + _motion_evidence(name2, _scan(inm), fn2)
                         + f" Also {MOTION_SHORT[name2]}: "
                         + _ids(both)
                         + "."
