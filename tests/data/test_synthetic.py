@@ -22,7 +22,7 @@ from fastreasonseg.data.synthetic.dataset import (
 from fastreasonseg.data.synthetic.knowledge import FLAGS, PLACES, SIZE_CLASSES, load_knowledge
 from fastreasonseg.data.synthetic.queries import TEMPLATES, heldout_template_ids
 from fastreasonseg.data.synthetic.scenes import SceneGenerator
-from fastreasonseg.twin.view import twin_view
+from fastreasonseg.twin.view import box_centre_size, twin_view
 
 SEED = 3
 KB = load_knowledge()
@@ -376,7 +376,13 @@ def test_yes_no_scans_tag_every_candidate_with_its_verdict(samples):
         reason = s.rationale.split("<reason>")[1].split("</reason>")[0]
         assert not re.search(r" \?[,.]", reason), reason
         tests = [f for f in s.facts if f.startswith(("motion:", "rel:"))]
-        if not tests or tests[0] in ("motion:fastest", "rel:between"):
+        if tests and tests[0] == "rel:between":  # "Centre x: <a> 20, <b> 70; <c> 45 yes, <d> 90 no. Between: <c>."
+            tags = _VERDICT.findall(reason.split("; ", 1)[1].split(". Between")[0] + ".")
+            assert len(tags) == len(s.objects) - 2, (s.query, reason)
+            assert [int(i) for i, v in tags if v == "yes"] == s.ids, (s.query, reason)
+            checked += 1
+            continue
+        if not tests or tests[0] == "motion:fastest":
             continue
         body = reason.split(": ", 1)[1] if reason.startswith("Among ") else reason
         first, _, rest = body.partition(". ")
@@ -389,6 +395,24 @@ def test_yes_no_scans_tag_every_candidate_with_its_verdict(samples):
             assert yes == s.ids, (s.query, reason)
         checked += 1
     assert checked >= 8
+
+
+def test_spatial_rationales_copy_centres_from_the_view(samples):
+    """Every centre a spatial rationale writes is the one on the object's view line (the view writes centres, so a
+    student copies them instead of averaging box edges)."""
+    checked = 0
+    for s in _all(samples):
+        if s.category != "spatial" or s.twin.is_video:
+            continue
+        h, w = s.twin.size
+        insts = {i.id: i for i in s.twin.frames[0].instances}
+        reason = s.rationale.split("<reason>")[1].split("</reason>")[0]
+        for axis, part in re.findall(r"[Cc]entres? ([xy])(?: of)?[ :](.*?)(?:\. |\.$)", reason):
+            for i, value in re.findall(r"(\d+) [^,;\d]+? (\d+)", part):
+                cx, cy, _, _ = box_centre_size(insts[int(i)].box, w, h)
+                assert int(value) == (cx if axis == "x" else cy), (s.query, reason, i)
+                checked += 1
+    assert checked >= 20
 
 
 # ------------------------------------------------------------------ splits

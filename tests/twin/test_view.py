@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fastreasonseg.twin import DigitalTwin, Frame, Instance, Source
-from fastreasonseg.twin.view import ViewOptions, depth_digit, twin_view, view_legend
+from fastreasonseg.twin.view import ViewOptions, box_centre_size, depth_digit, pct, twin_view, view_legend
 
 
 def test_image_view_lines(image_twin):
@@ -11,8 +11,19 @@ def test_image_view_lines(image_twin):
     assert head.startswith("image 160x120, 3 objects.") and "Columns:" in head
     assert rows[0].startswith("1 mug(81) cup ")
     assert rows[0].split()[-1] == str(depth_digit(image_twin.frames[0].get(1).depth.mean))
-    assert rows[1].startswith("2 table(60) 0,67,100,100".replace("100", "99"))
+    assert rows[1].startswith("2 table(60) 50,83 99x33 ")  # box (0,80)-(160,120) of 160x120: centre, size
     assert [r.split()[0] for r in rows] == ["1", "2", "7"]
+
+
+def test_boxes_are_written_as_centre_and_size(image_twin):
+    """Relations and superlatives compare centres: the view writes them, rounded as :func:`box_centre_size` does."""
+    h, w = image_twin.size
+    for inst, row in zip(image_twin.frames[0].instances, twin_view(image_twin).splitlines()[1:], strict=True):
+        x0, y0, x1, y1 = inst.box
+        cx, cy, bw, bh = box_centre_size(inst.box, w, h)
+        assert (cx, cy) == (pct((x0 + x1) / 2 / w), pct((y0 + y1) / 2 / h))
+        assert (bw, bh) == (pct((x1 - x0) / w), pct((y1 - y0) / h))
+        assert f" {cx},{cy} {bw}x{bh} " in row
 
 
 def test_legend_can_move_to_the_system_prompt(image_twin):

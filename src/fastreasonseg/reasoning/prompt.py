@@ -46,8 +46,8 @@ then wait for <results>, and plan again or answer. Tools:
 
 _EXAMPLE = """\
 Example. Scene:
-1 mug(81) cup 16,46,28,63 2 3
-2 table(64) 0,55,99,99 41 6
+1 mug(81) cup 22,54 12x17 2 3
+2 table(64) 50,77 99x45 41 6
 Question: "what can I drink coffee from?"
 <reason>A mug holds hot drinks.</reason>
 <answer>{"ids": [1]}</answer>"""

@@ -2,19 +2,22 @@
 
 Small LLM tokenizers (SmolLM2, Qwen3) spend one token per digit, so every number is an integer of
 at most two digits: boxes and areas in percent of the frame, depth as one digit 0 (nearest) .. 9
-(farthest), scores in percent. A header explains the columns once. Example for an image::
+(farthest), scores in percent. A header explains the columns once. A box is written as its centre and
+size (``cx,cy wxh``), not its corners: "left of", "the leftmost", "between" and the video's centre
+motion are all about centres, so a small model can read them off the line instead of averaging two
+edges (a 135M student trained on corner boxes wrote centres several points off). Example for an image::
 
-    image 640x427, 3 objects. Columns: id label(score%) [alt] box x0,y0,x1,y1 (% of frame) area% depth(0 near..9 far)
-    1 mug(81) cup 16,46,28,63 2 3
-    2 table(64) 0,55,99,99 41 6
-    3 person(93) 60,5,92,99 24 4
+    image 640x427, 3 objects. Columns: id label(score%) [alt] centre x,y size wxh (% of frame) area% depth(0 near..9 far)
+    1 mug(81) cup 22,54 12x17 2 3
+    2 table(64) 50,77 99x45 41 6
+    3 person(93) 76,52 32x94 24 4
 
 A video lists one line per track: frames where it is seen, the box where it first appears, area,
 depth, then ``>`` the centre displacement (dx,dy in % of the frame), last depth and speed
 (% of the frame per second)::
 
     video 854x480, 50 frames at 24 fps (2.0 s), 2 tracks. Columns: ...
-    1 dog(88) f0-49 10,40,30,80 8 4 >+52,-3 d6 v26
+    1 dog(88) f0-49 20,60 20x40 8 4 >+52,-3 d6 v26
 
 Twins with more instances than ``max_instances`` list the largest ones and say how many were left
 out, so the view always fits the model's context.
@@ -42,8 +45,15 @@ class ViewOptions:
     message turns this off: see :func:`view_legend`."""
 
 
-def _pct(v: float) -> int:
+def pct(v: float) -> int:
+    """A fraction in [0, 1] as the view writes it: an integer percent, clipped to 0..99."""
     return max(0, min(99, int(round(v * 100))))
+
+
+def box_centre_size(box: tuple[float, float, float, float], w: int, h: int) -> tuple[int, int, int, int]:
+    """A pixel box ``x0,y0,x1,y1`` as the view writes it: centre x, centre y, width, height in % of the frame."""
+    x0, y0, x1, y1 = box
+    return pct((x0 + x1) / 2 / w), pct((y0 + y1) / 2 / h), pct((x1 - x0) / w), pct((y1 - y0) / h)
 
 
 def depth_digit(mean: float) -> int:
@@ -52,7 +62,7 @@ def depth_digit(mean: float) -> int:
 
 
 def _label(inst_label: str, score: float | None, alts: list[tuple[str, float]], n_alt: int) -> str:
-    s = inst_label if score is None else f"{inst_label}({_pct(score)})"
+    s = inst_label if score is None else f"{inst_label}({pct(score)})"
     shown = [a for a, _ in alts[:n_alt] if a != inst_label]
     if shown:
         s += " " + "/".join(shown)
@@ -60,8 +70,8 @@ def _label(inst_label: str, score: float | None, alts: list[tuple[str, float]], 
 
 
 def _box(box: tuple[float, float, float, float], w: int, h: int) -> str:
-    x0, y0, x1, y1 = box
-    return f"{_pct(x0 / w)},{_pct(y0 / h)},{_pct(x1 / w)},{_pct(y1 / h)}"
+    cx, cy, bw, bh = box_centre_size(box, w, h)
+    return f"{cx},{cy} {bw}x{bh}"
 
 
 def _area(area: float, w: int, h: int) -> str:
@@ -69,9 +79,9 @@ def _area(area: float, w: int, h: int) -> str:
     return str(max(0, min(99, int(round(frac * 100)))))
 
 
-_IMAGE_COLUMNS = "id label(score%) [alt] box x0,y0,x1,y1 (% of frame) area% depth(0 near..9 far)"
+_IMAGE_COLUMNS = "id label(score%) [alt] centre x,y size wxh (% of frame) area% depth(0 near..9 far)"
 _VIDEO_COLUMNS = (
-    "id label(score%) [alt] f<first>-<last frame> first box x0,y0,x1,y1 (% of frame) area% depth(0 near..9 far)"
+    "id label(score%) [alt] f<first>-<last frame> first centre x,y size wxh (% of frame) area% depth(0 near..9 far)"
     " >dx,dy centre motion (% of frame) d<last depth> v<speed %/s>"
 )
 

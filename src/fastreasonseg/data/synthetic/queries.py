@@ -48,7 +48,7 @@ import numpy as np
 
 from fastreasonseg.data.synthetic.knowledge import Entry, KnowledgeBase, article, load_knowledge, plural
 from fastreasonseg.data.synthetic.scenes import Scene
-from fastreasonseg.twin.view import depth_digit
+from fastreasonseg.twin.view import depth_digit, pct
 
 CATEGORIES = ("semantic", "spatial", "temporal")
 
@@ -266,6 +266,16 @@ class Obj:
         return depth_digit(self.depth)
 
     @property
+    def px(self) -> int:
+        """Centre x as the view writes it (integer % of the frame)."""
+        return pct(self.cx)
+
+    @property
+    def py(self) -> int:
+        """Centre y as the view writes it (integer % of the frame)."""
+        return pct(self.cy)
+
+    @property
     def cite(self) -> str:
         """How a rationale names the object: as the view shows it."""
         return f"{self.id} {self.label}"
@@ -419,8 +429,8 @@ def _sup_evidence(objs: list[Obj], sup: str) -> str:
     if sup == "largest":
         return "Areas: " + ", ".join(f"{o.cite} {round(o.area * 100)}%" for o in objs) + "."
     if sup in ("leftmost", "rightmost"):
-        return "Centres x: " + ", ".join(f"{o.cite} {round(o.cx * 100)}" for o in objs) + "."
-    return "Centres y: " + ", ".join(f"{o.cite} {round(o.cy * 100)}" for o in objs) + "."
+        return "Centres x: " + ", ".join(f"{o.cite} {o.px}" for o in objs) + "."
+    return "Centres y: " + ", ".join(f"{o.cite} {o.py}" for o in objs) + "."
 
 
 def _verdict(v: bool | None) -> str:
@@ -436,9 +446,9 @@ def _rel_evidence(rel: str, ref: Obj, objs: list[Obj]) -> str:
         body = ", ".join(f"{o.cite} {o.d} {_verdict(fn(o, ref))}" for o in objs) if objs else "none"
         return f"Depth of {ref.cite} is {ref.d}; {body}."
     axis = "x" if rel in ("left", "right") else "y"
-    val = (lambda o: o.cx) if axis == "x" else (lambda o: o.cy)
-    body = ", ".join(f"{o.cite} {round(val(o) * 100)} {_verdict(fn(o, ref))}" for o in objs) if objs else "none"
-    return f"Centre {axis} of {ref.cite} is {round(val(ref) * 100)}; {body}."
+    val = (lambda o: o.px) if axis == "x" else (lambda o: o.py)
+    body = ", ".join(f"{o.cite} {val(o)} {_verdict(fn(o, ref))}" for o in objs) if objs else "none"
+    return f"Centre {axis} of {ref.cite} is {val(ref)}; {body}."
 
 
 # temporal facts: name -> (phrase, test on an Obj given the video's first/last frame index)
@@ -1209,8 +1219,8 @@ class QueryGenerator:
             tid, tpl = self._template(rng, "between", ctx)
             rest = _scan([o for o in objs if o.id not in (a.id, b.id)])
             reason = (
-                f"Centre x: {a.cite} {round(a.cx * 100)}, {b.cite} {round(b.cx * 100)}; "
-                + ", ".join(f"{o.cite} {round(o.cx * 100)}" for o in rest)
+                f"Centre x: {a.cite} {a.px}, {b.cite} {b.px}; "
+                + ", ".join(f"{o.cite} {o.px} {_verdict(o.id == t.id)}" for o in rest)
                 + f". Between: {t.id}."
             )
             return QueryDraft(
