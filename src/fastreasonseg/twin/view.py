@@ -7,7 +7,7 @@ size (``cx,cy wxh``), not its corners: "left of", "the leftmost", "between" and 
 motion are all about centres, so a small model can read them off the line instead of averaging two
 edges (a 135M student trained on corner boxes wrote centres several points off). Example for an image::
 
-    image 640x427, 3 objects. Columns: id label(score%) [alt] centre x,y size wxh (% of frame) area% depth(0 near..9 far)
+    image 640x427, 3 objects. Columns: id label(score%) [alt] centre x,y size wxh (% of frame) area% depth(..)
     1 mug(81) cup 22,54 12x17 2 3
     2 table(64) 50,77 99x45 41 6
     3 person(93) 76,52 32x94 24 4
