@@ -182,14 +182,20 @@ def test_export_and_both_runtimes_use_the_adapter(run_dir, tiny_model_dir, sft_r
 
 
 def test_completion_only_loss_matches_trl(tmp_path, tiny_model_dir, samples_dir, samples):
-    """The SFT loss that projects only the labelled positions equals TRL's own loss (and its gradients)."""
+    """The SFT loss that projects only the labelled positions, and runs the rows' shared prefix once, equals TRL's own
+    loss (and its gradients)."""
     import torch
     from peft import get_peft_model
     from trl import SFTConfig
 
     from fastreasonseg.training.common import model_bundle
     from fastreasonseg.training.models import load_model, lora_config
-    from fastreasonseg.training.sft import _completion_sft_trainer_class, sft_dataset
+    from fastreasonseg.training.sft import (
+        MIN_SHARED_PREFIX,
+        _completion_sft_trainer_class,
+        sft_dataset,
+        shared_prefix_length,
+    )
 
     cfg = tiny_config(tmp_path, tiny_model_dir, samples_dir)
     bundle = model_bundle(cfg)
@@ -205,6 +211,9 @@ def test_completion_only_loss_matches_trl(tmp_path, tiny_model_dir, samples_dir,
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     n_items = int((batch["labels"][:, 1:] != -100).sum())
     assert 0 < n_items < batch["labels"].numel() // 2  # most positions are prompt
+    prefix = shared_prefix_length(batch["input_ids"], batch["attention_mask"], batch["labels"])
+    assert prefix >= MIN_SHARED_PREFIX  # the system prompt: the shared-prefix path runs
+    assert (batch["labels"][:, : prefix + 1] == -100).all()
 
     def loss_and_grads(compute):
         model.zero_grad()
@@ -213,10 +222,14 @@ def test_completion_only_loss_matches_trl(tmp_path, tiny_model_dir, samples_dir,
         return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
 
     ours, g_ours = loss_and_grads(trainer.compute_loss)
+    trainer.shared_prefix = False
+    whole, g_whole = loss_and_grads(trainer.compute_loss)
     theirs, g_theirs = loss_and_grads(super(type(trainer), trainer).compute_loss)
-    assert math.isfinite(ours) and ours == pytest.approx(theirs, rel=1e-4)
-    for a, b in zip(g_ours, g_theirs, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)
+    assert math.isfinite(ours) and ours == pytest.approx(theirs, rel=1e-4) and whole == pytest.approx(theirs, rel=1e-4)
+    for a, b, c in zip(g_ours, g_whole, g_theirs, strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-3, atol=1e-6)
+        torch.testing.assert_close(b, c, rtol=1e-3, atol=1e-6)
     metrics = trainer._metrics["train"]
-    assert metrics["mean_token_accuracy"][0] == pytest.approx(metrics["mean_token_accuracy"][1], abs=1e-6)
-    assert metrics["entropy"][0] == pytest.approx(metrics["entropy"][1], rel=1e-3)
+    for k in (1, 2):
+        assert metrics["mean_token_accuracy"][0] == pytest.approx(metrics["mean_token_accuracy"][k], abs=1e-6)
+        assert metrics["entropy"][0] == pytest.approx(metrics["entropy"][k], rel=1e-3)
