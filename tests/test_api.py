@@ -69,7 +69,8 @@ def test_reasoner_spec_aliases():
     from fastreasonseg.api import resolve_reasoner_spec
     from fastreasonseg.reasoning.runtimes import DEFAULT_REASONER, parse_spec
 
-    assert resolve_reasoner_spec("base") == resolve_reasoner_spec(" base ") == DEFAULT_REASONER == "llamacpp"
+    assert resolve_reasoner_spec("base") == resolve_reasoner_spec(" base ") == "llamacpp"
+    assert DEFAULT_REASONER == "student"
     assert resolve_reasoner_spec(None) == resolve_reasoner_spec("student") == resolve_reasoner_spec(" student ")
     kind, target, options = parse_spec(resolve_reasoner_spec("student"))
     assert kind == "llamacpp" and target is None and options["lora"].endswith("student/adapter.gguf")

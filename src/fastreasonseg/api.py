@@ -24,7 +24,7 @@ from fastreasonseg.config import PerceptionConfig
 from fastreasonseg.errors import InputError
 from fastreasonseg.reasoning.config import ReasonerConfig
 from fastreasonseg.reasoning.executor import Reasoner, RolloutResult
-from fastreasonseg.reasoning.runtimes import Runtime, load_runtime
+from fastreasonseg.reasoning.runtimes import Runtime, load_runtime, resolve_spec
 from fastreasonseg.reasoning.tools import ToolContext
 from fastreasonseg.twin import DigitalTwin, load_twin
 from fastreasonseg.twin.io import write_text_atomic
@@ -41,34 +41,10 @@ def example_twin_path() -> Path:
     return asset_path("example/coffee.twin.json")
 
 
-STUDENT_REASONER = "student"
-"""Spec alias for the student adapter shipped in ``fastreasonseg/assets/student`` (SmolLM2-135M + LoRA, llama.cpp):
-the offline default."""
-BASE_REASONER = "base"
-"""Spec alias for SmolLM2-135M without an adapter (zero-shot): faster per query, less accurate."""
-
-
 def resolve_reasoner_spec(spec: str | None) -> str:
-    """The runtime spec to load: ``None`` or ``"student"`` = the offline default, SmolLM2-135M on llama.cpp with the
-    shipped student adapter; ``"base"`` = the same model zero-shot; anything else is a runtime spec
-    (:func:`fastreasonseg.reasoning.runtimes.load_runtime`). The student beats the base on both held-out synthetic
-    splits (gIoU 0.314 vs 0.241 on test, 0.292 vs 0.211 on val, paired 95 % intervals above zero) at ~1.5x the time
-    per query (it writes longer chains); ``assets/student/README.md``, docs/benchmarks.md §6."""
-    from fastreasonseg.assets import asset_path
-    from fastreasonseg.reasoning.runtimes import DEFAULT_REASONER
-
-    name = STUDENT_REASONER if spec is None else spec.strip()
-    if name == BASE_REASONER:
-        return DEFAULT_REASONER
-    if name == STUDENT_REASONER:
-        adapter = asset_path("student/adapter.gguf")
-        if not adapter.is_file():
-            raise InputError(
-                f"the student adapter is not installed with this package ({adapter} is missing); "
-                f"reinstall fastreasonseg or use --reasoner base (the same model without the adapter)"
-            )
-        return f"{DEFAULT_REASONER}?lora={adapter}"
-    return spec
+    """The runtime spec to load: ``None`` = the default (``student``), the aliases ``student`` / ``base`` expanded,
+    anything else as given (:func:`fastreasonseg.reasoning.runtimes.resolve_spec`)."""
+    return resolve_spec(spec)
 
 
 class SourceFrames(Mapping[int, np.ndarray]):

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 DEFAULT_SEGMENTER = "facebook/sam2.1-hiera-tiny"
 DEFAULT_DEPTH = "depth-anything/Depth-Anything-V2-Small-hf"
 DEFAULT_LABELLER = "google/owlv2-base-patch16-ensemble"
-HUB_REASONER = "Qwen/Qwen3-0.6B"  # documented choice for users with a hub
 
 
 @dataclass

@@ -274,13 +274,12 @@ class ReasonerPredictor(Predictor):
     name = "reasoner"
 
     def __init__(self, spec: str | None = None, *, adapter: str | None = None, config=None, runtime=None) -> None:
-        from fastreasonseg.api import BASE_REASONER, resolve_reasoner_spec
         from fastreasonseg.reasoning.config import ReasonerConfig
         from fastreasonseg.reasoning.executor import Reasoner
-        from fastreasonseg.reasoning.runtimes import load_runtime
+        from fastreasonseg.reasoning.runtimes import BASE_REASONER, load_runtime, resolve_spec
 
         if runtime is None:  # an explicit --adapter goes on the zero-shot base unless a spec is named
-            spec = resolve_reasoner_spec(spec if spec or not adapter else BASE_REASONER)
+            spec = resolve_spec(spec if spec or not adapter else BASE_REASONER)
             self.spec: str | None = spec_with_adapter(spec, adapter)
         else:
             self.spec = None

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastreasonseg.errors import InputError
 from fastreasonseg.reasoning.grammar import format_ok, parse_rollout
 from fastreasonseg.training.data import Chain, TrainSample, write_chains
 from fastreasonseg.training.rewards import answer_iou
@@ -42,50 +41,6 @@ class ChainStats:
         return {k: v for k, v in self.__dict__.items() if k != "error_messages"} | {
             "first_errors": self.error_messages[:5]
         }
-
-
-def make_runtime(spec: str) -> Any:
-    """A runtime from a spec: ``llamacpp`` / ``llamacpp:BASE.gguf`` / ``llamacpp:BASE.gguf+LORA.gguf``,
-    ``openai:BASE_URL#MODEL``, ``transformers:MODEL_DIR`` / ``transformers:MODEL_DIR+PEFT_DIR`` — or whatever
-    :func:`fastreasonseg.reasoning.runtimes.load_runtime` accepts when it is available."""
-    try:
-        from fastreasonseg.reasoning import runtimes as _rt
-
-        loader = getattr(_rt, "load_runtime", None)
-    except Exception:  # pragma: no cover
-        loader = None
-    if loader is not None:
-        try:
-            return loader(spec)
-        except Exception as exc:
-            log.debug("load_runtime(%r) failed (%s); trying the training specs", spec, exc)
-    kind, _, rest = spec.partition(":")
-    if kind == "llamacpp":
-        from fastreasonseg.reasoning.runtimes.llamacpp import LlamaCppRuntime
-
-        model, _, lora = rest.partition("+")
-        return LlamaCppRuntime(model_path=model or None, lora_path=lora or None)
-    if kind == "openai":
-        from fastreasonseg.reasoning.runtimes import openai as oa
-
-        url, _, model = rest.partition("#")
-        cls = getattr(oa, "OpenAIRuntime", None)
-        if cls is None:
-            raise InputError("the OpenAI runtime is not available in this version")
-        return cls(base_url=url, model=model)
-    if kind == "transformers":
-        from fastreasonseg.training.config import ModelSettings
-        from fastreasonseg.training.live import LiveModelRuntime
-        from fastreasonseg.training.models import chat_template, load_model, load_tokenizer, model_dir
-
-        base, _, adapter = rest.partition("+")
-        path = model_dir(ModelSettings(base=base))
-        tok = load_tokenizer(path)
-        model = load_model(path, "auto", adapter=adapter or None, trainable=False)
-        return LiveModelRuntime(model, tok, chat_template(tok, ModelSettings(base=base)), name=f"transformers:{rest}")
-    raise InputError(
-        f"unknown teacher spec {spec!r} (llamacpp[:BASE[+LORA]], openai:URL#MODEL, transformers:DIR[+ADAPTER])"
-    )
 
 
 def _seed(base: int, sample_id: str, j: int) -> int:
@@ -183,17 +138,16 @@ def run_chains(cfg: Any, *, samples: list[TrainSample] | None = None, runtime: A
     import json
     from pathlib import Path
 
-    from fastreasonseg.training.data import load_samples
+    from fastreasonseg.reasoning.runtimes import load_runtime
+    from fastreasonseg.training.common import config_samples
 
     c = cfg.chains
     if samples is None:
-        samples = load_samples(
-            cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed, skip=cfg.data.skip
-        )
+        samples = config_samples(cfg)
     if c.from_reference:
         chains, stats = reference_chains(samples, c.threshold)
     else:
-        rt = runtime or make_runtime(c.teacher)
+        rt = runtime or load_runtime(c.teacher)
         chains, stats = sample_chains(
             rt,
             samples,

@@ -33,6 +33,14 @@ def model_bundle(cfg: TrainConfig) -> ModelBundle:
     return ModelBundle(path, tok, chat_template(tok, cfg.model))
 
 
+def config_samples(cfg: TrainConfig) -> list[Any]:
+    """The training samples ``cfg.data`` names (split, ``skip``, seeded ``limit``)."""
+    from fastreasonseg.training.data import load_samples
+
+    d = cfg.data
+    return load_samples(d.samples, d.split, limit=d.limit, seed=d.seed, skip=d.skip)
+
+
 def last_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
     """The newest ``checkpoint-N`` directory with a trainer state, or ``None``."""
     d = Path(output_dir)

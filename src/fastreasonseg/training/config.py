@@ -175,7 +175,9 @@ class ChainsSettings:
     """Rejection sampling of teacher chains."""
 
     teacher: str = "llamacpp"
-    """A runtime spec (see :func:`fastreasonseg.training.chains.make_runtime`)."""
+    """The teacher's reasoner spec, the one ``--reasoner`` takes (:mod:`fastreasonseg.reasoning.runtimes.registry`):
+    ``llamacpp[:MODEL.gguf][?lora=...]``, ``transformers:HUB_ID_OR_DIR[?adapter=...]``, ``openai:URL?model=...``,
+    ``student``, ``base``."""
     k: int = 4
     threshold: float = 0.7
     temperature: float = 0.7

@@ -33,6 +33,7 @@ from typing import Any
 from fastreasonseg.errors import InputError, ModelLoadError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
 from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache, snapshot_boundary
+from fastreasonseg.reasoning.runtimes.registry import Option, RuntimeKind
 from fastreasonseg.reasoning.runtimes.template import (
     ChatTemplate,
     RenderedPrompt,
@@ -432,3 +433,26 @@ class LlamaCppRuntime:
 
     def __repr__(self) -> str:
         return f"LlamaCppRuntime({self.name!r}, n_ctx={self.n_ctx}, n_threads={self.n_threads})"
+
+
+def _from_spec(target: str | None, o: dict[str, Any]) -> LlamaCppRuntime:
+    renames = {"lora": "lora_path", "threads": "n_threads", "prefix_cache": "prefix_cache_size"}
+    return LlamaCppRuntime(model_path=target, **{renames.get(k, k): v for k, v in o.items()})
+
+
+RUNTIME = RuntimeKind(
+    name="llamacpp",
+    usage="llamacpp[:MODEL.gguf][?lora=ADAPTER.gguf]",
+    build=_from_spec,
+    options={
+        "lora": Option(str, "a GGUF LoRA adapter for the model", metavar="ADAPTER.gguf"),
+        "n_ctx": Option(int, "context window in tokens"),
+        "threads": Option(int, "CPU threads"),
+        "seed": Option(int, "sampling seed"),
+        "chat_template": Option(str, "a Jinja2 chat template overriding the GGUF's"),
+        "prefix_cache": Option(int, "prompt prefixes (twins) kept as snapshots"),
+        "extra_buffers": Option(bool, "ggml's extra CPU buffer types (weight repacking, AMX)"),
+    },
+    example="llamacpp:/models/model.gguf?lora=/models/adapter.gguf",
+)
+"""The registry's declaration of this runtime (see :mod:`.registry`)."""

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastreasonseg.errors import InputError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion, RuntimeUnavailableError
+from fastreasonseg.reasoning.runtimes.registry import Option, RuntimeKind
 from fastreasonseg.reasoning.runtimes.template import CHATML_TEMPLATE, ChatTemplate, find_stop
 
 GRAMMAR_FIELDS = ("auto", "grammar", "structured_outputs", "guided_grammar")
@@ -311,3 +312,30 @@ def _int(v: object) -> int:
 
 def _float(v: object) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+
+
+def _from_spec(target: str | None, o: dict[str, Any]) -> OpenAIRuntime:
+    assert target is not None  # the registry checks it (target="required")
+    return OpenAIRuntime(target, **o)
+
+
+RUNTIME = RuntimeKind(
+    name="openai",
+    usage="openai:URL?model=NAME",
+    build=_from_spec,
+    target="required",
+    target_help="a URL",
+    options={
+        "model": Option(str, "the served model name", required=True, metavar="NAME"),
+        "api_key": Option(str, "bearer token (default $OPENAI_API_KEY)"),
+        "timeout": Option(float, "seconds per request phase"),
+        "mode": Option(str, "completions or chat"),
+        "max_retries": Option(int, "extra attempts after a connection failure or 429/502/503/504"),
+        "chat_template": Option(str, "the model's Jinja2 chat template (completions mode)"),
+        "grammar_field": Option(str, "auto, grammar, structured_outputs or guided_grammar"),
+        "include_stop": Option(bool, "ask the server to keep the stop string"),
+        "context_size": Option(int, "the served model's context length"),
+    },
+    example="openai:http://localhost:8000/v1?model=M",
+)
+"""The registry's declaration of this runtime (see :mod:`.registry`)."""

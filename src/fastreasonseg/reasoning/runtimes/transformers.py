@@ -26,6 +26,7 @@ from typing import Any
 from fastreasonseg.errors import InputError, ModelLoadError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
 from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache, snapshot_boundary
+from fastreasonseg.reasoning.runtimes.registry import Option, RuntimeKind
 from fastreasonseg.reasoning.runtimes.template import ChatTemplate, RenderedPrompt, StopScanner, common_prefix_len
 
 _MIN_SNAPSHOT_TOKENS = 32
@@ -360,3 +361,26 @@ def _crop_to(cache: Any, length: int) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:400]
+
+
+def _from_spec(target: str | None, o: dict[str, Any]) -> TransformersRuntime:
+    renames = {"prefix_cache": "prefix_cache_size"}
+    return TransformersRuntime(target, **{renames.get(k, k): v for k, v in o.items()})
+
+
+RUNTIME = RuntimeKind(
+    name="transformers",
+    usage="transformers[:HUB_ID_OR_DIR][?adapter=PEFT_DIR]",
+    build=_from_spec,
+    options={
+        "gguf_file": Option(str, "a GGUF file name inside the model directory"),
+        "adapter": Option(str, "a PEFT (LoRA) adapter directory", metavar="PEFT_DIR"),
+        "device": Option(str, "cpu, cuda, cuda:1, mps..."),
+        "dtype": Option(str, "float32, bfloat16 or float16"),
+        "chat_template": Option(str, "a Jinja2 chat template overriding the tokenizer's"),
+        "prefix_cache": Option(int, "prompt prefixes (twins) kept as KV-cache copies"),
+        "trust_remote_code": Option(bool, "run the model repository's own code"),
+    },
+    example="transformers:Qwen/Qwen3-0.6B?device=cuda",
+)
+"""The registry's declaration of this runtime (see :mod:`.registry`)."""
