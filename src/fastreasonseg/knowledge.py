@@ -2,7 +2,7 @@
 
 How it was written
 ------------------
-``knowledge.json`` (package data next to this module) was written by hand for this project, one
+``assets/knowledge.json`` (package data) was written by hand for this project, one
 line per object, grouped by category. No external dataset was used. Each line is::
 
     key|group|size|flags|colours|places|synonyms|uses|traits
@@ -25,7 +25,7 @@ line per object, grouped by category. No external dataset was used. Each line is
 
 How to extend
 -------------
-Add a line to the right category in ``knowledge.json`` (or a new category); keep the key unique,
+Add a line to the right category in ``assets/knowledge.json`` (or a new category); keep the key unique,
 the uses short infinitive phrases and the traits short third-person phrases; then run
 ``pytest tests/data/test_synthetic_knowledge.py``, which checks the format and every reference.
 Keys are stable: never rename one (dataset manifests record held-out keys by name).
@@ -192,7 +192,7 @@ class KnowledgeBase:
 @functools.lru_cache(maxsize=1)
 def load_knowledge() -> KnowledgeBase:
     """The knowledge base shipped with the package (cached)."""
-    text = resources.files("fastreasonseg.data.synthetic").joinpath("knowledge.json").read_text(encoding="utf-8")
+    text = resources.files("fastreasonseg").joinpath("assets", "knowledge.json").read_text(encoding="utf-8")
     data = json.loads(text)
     entries = [parse_line(line, cat) for cat, lines in data["categories"].items() for line in lines]
     return KnowledgeBase(entries)

@@ -1,0 +1,7 @@
+"""``appears_first(A[, k])``: the video object of A seen earliest (the k-th to appear with k)."""
+
+from fastreasonseg.reasoning.tools.kinds import superlative_tool, track_key
+
+TOOL = superlative_tool(
+    "appears_first", track_key(lambda o, s: o.track.first_frame), "the object of A that appears first", video_only=True
+)

@@ -1,0 +1,5 @@
+"""``highest(A[, k])``: the object of A whose centre is highest up in the picture."""
+
+from fastreasonseg.reasoning.tools.kinds import superlative_tool
+
+TOOL = superlative_tool("highest", lambda o, s: o.mean("cy"), "the object of A highest up in the picture")

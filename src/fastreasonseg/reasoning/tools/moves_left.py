@@ -1,0 +1,8 @@
+"""``moves_left(A)``: the video objects of A whose centre ends up left of where it started (5% of the width)."""
+
+from fastreasonseg.reasoning.tools.kinds import track_tool
+from fastreasonseg.reasoning.tools.motion import displacement
+
+TOOL = track_tool(
+    "moves_left", lambda o, sc, s: displacement(o)[0] < -0.05 * s, "objects of A moving to the left", "move left"
+)
