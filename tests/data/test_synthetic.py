@@ -19,9 +19,9 @@ from fastreasonseg.data.synthetic.dataset import (
     make_holdout,
     save_jsonl,
 )
-from fastreasonseg.data.synthetic.knowledge import FLAGS, PLACES, SIZE_CLASSES, load_knowledge
 from fastreasonseg.data.synthetic.queries import TEMPLATES, heldout_template_ids
 from fastreasonseg.data.synthetic.scenes import SceneGenerator
+from fastreasonseg.knowledge import FLAGS, PLACES, SIZE_CLASSES, load_knowledge
 from fastreasonseg.twin.view import box_centre_size, twin_view
 
 SEED = 3

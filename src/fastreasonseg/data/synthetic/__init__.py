@@ -14,9 +14,9 @@ from fastreasonseg.data.synthetic.dataset import (
     save_jsonl,
     write_dataset,
 )
-from fastreasonseg.data.synthetic.knowledge import Entry, KnowledgeBase, load_knowledge
 from fastreasonseg.data.synthetic.queries import QueryGenerator
 from fastreasonseg.data.synthetic.scenes import Scene, SceneGenerator
+from fastreasonseg.knowledge import Entry, KnowledgeBase, load_knowledge
 
 __all__ = [
     "Entry",

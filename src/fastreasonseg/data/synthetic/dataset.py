@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from fastreasonseg.data.synthetic.knowledge import KnowledgeBase, load_knowledge
 from fastreasonseg.data.synthetic.plan import plan_semantic_two, plan_temporal
 from fastreasonseg.data.synthetic.queries import (
     CATEGORIES,
@@ -41,6 +40,7 @@ from fastreasonseg.data.synthetic.queries import (
     heldout_template_ids,
 )
 from fastreasonseg.data.synthetic.scenes import SETTINGS, VIDEO_SETTINGS, SceneGenerator
+from fastreasonseg.knowledge import KnowledgeBase, load_knowledge
 from fastreasonseg.twin.schema import DigitalTwin
 
 SPLITS = ("train", "val", "test")

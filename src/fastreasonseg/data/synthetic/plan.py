@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastreasonseg.data.synthetic.knowledge import KnowledgeBase
 from fastreasonseg.data.synthetic.scenes import SETTINGS, VIDEO_SETTINGS, SceneGenerator
+from fastreasonseg.knowledge import KnowledgeBase
 
 #: properties a planned semantic L2 query filters on (a category member with it, one without it, an outsider with it)
 PLAN_PROPERTIES = ("edible", "alive", "soft", "sharp", "electric", "hot", "container", "worn")

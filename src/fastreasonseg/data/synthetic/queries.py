@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastreasonseg.data.synthetic.knowledge import Entry, KnowledgeBase, article, load_knowledge, plural
 from fastreasonseg.data.synthetic.scenes import Scene
+from fastreasonseg.knowledge import Entry, KnowledgeBase, article, load_knowledge, plural
 from fastreasonseg.twin.view import depth_digit, pct
 
 CATEGORIES = ("semantic", "spatial", "temporal")
@@ -868,7 +868,7 @@ class QueryGenerator:
         return None
 
     def _bigger_real(self, rng, objs, ctx) -> QueryDraft | None:
-        from fastreasonseg.data.synthetic.knowledge import SIZE_CLASSES
+        from fastreasonseg.knowledge import SIZE_CLASSES
 
         cats = sorted({o.entry.category for o in objs} & set(CATEGORY_NOUNS))
         rng.shuffle(cats)
@@ -885,7 +885,7 @@ class QueryGenerator:
             tid, tpl = self._template(rng, "bigger_real", ctx)
             sw = "biggest" if big else "smallest"
             c, cs = CATEGORY_NOUNS[cat]
-            from fastreasonseg.data.synthetic.knowledge import SIZE_WORDS
+            from fastreasonseg.knowledge import SIZE_WORDS
 
             sizes = ", ".join(f"{o.cite} {SIZE_WORDS[o.entry.size]}" for o in _scan(members))
             reason = f"{cs.capitalize()} and real sizes: {sizes}. The {sw} is {article(winner[0].key)}."

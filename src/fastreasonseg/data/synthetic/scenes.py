@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastreasonseg.data.synthetic.knowledge import KnowledgeBase, load_knowledge
+from fastreasonseg.knowledge import KnowledgeBase, load_knowledge
 from fastreasonseg.twin.schema import DigitalTwin, Frame, Instance, Models, Source
 
 #: setting name -> (knowledge place tag, indoor)
