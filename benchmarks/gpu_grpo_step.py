@@ -176,12 +176,12 @@ class StepMeter(TrainerCallback):
 
 
 def patch_token_count(meter: StepMeter) -> None:
-    """Count the tokens and decode time of every executor-rollout turn (``LiveModelRuntime.complete``)."""
+    """Count the tokens and decode time of every executor-rollout turn (``TransformersRuntime.complete``)."""
     import functools
 
-    from fastreasonseg.training import live
+    from fastreasonseg.reasoning.runtimes.transformers import TransformersRuntime
 
-    orig = live.LiveModelRuntime.complete
+    orig = TransformersRuntime.complete
 
     @functools.wraps(orig)  # keeps the signature: the executor passes cache_prefix only to runtimes that take it
     def complete(self: Any, *a: Any, **k: Any) -> Any:
@@ -199,7 +199,7 @@ def patch_token_count(meter: StepMeter) -> None:
             meter.gen.setdefault("errors", []).append(res.error[:200])
         return res
 
-    live.LiveModelRuntime.complete = complete  # type: ignore[method-assign]
+    TransformersRuntime.complete = complete  # type: ignore[method-assign]
 
 
 def _trl_default(name: str) -> Any:

@@ -132,9 +132,9 @@ def test_export_and_both_runtimes_use_the_adapter(run_dir, tiny_model_dir, sft_r
 
     from fastreasonseg.assets import smollm2_gguf_path
     from fastreasonseg.reasoning.runtimes.llamacpp import LlamaCppRuntime
+    from fastreasonseg.reasoning.runtimes.transformers import TransformersRuntime
     from fastreasonseg.training.config import ModelSettings
     from fastreasonseg.training.export import export_adapter, gguf_metadata, write_llama_gguf
-    from fastreasonseg.training.live import LiveModelRuntime
     from fastreasonseg.training.models import chat_template, load_tokenizer
 
     # a tiny GGUF base with the same weights (and SmolLM2's tokenizer + template)
@@ -165,7 +165,8 @@ def test_export_and_both_runtimes_use_the_adapter(run_dir, tiny_model_dir, sft_r
     prompt = ChatPrompt("You pick objects.", "what can I drink from?")
 
     def hf_text(model):
-        return LiveModelRuntime(model, tok, template).complete(prompt, "<reason>", stop=[], max_tokens=6).text
+        rt = TransformersRuntime.from_model(model, tok, template)
+        return rt.complete(prompt, "<reason>", stop=[], max_tokens=6).text
 
     with_adapter = PeftModel.from_pretrained(base, paths["peft"])
     hf_lora = hf_text(with_adapter)

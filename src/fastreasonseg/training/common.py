@@ -149,18 +149,28 @@ def save_final_adapter(model: Any, tokenizer: Any, template_source: str, output_
     return final
 
 
+def policy_runtime(model: Any, bundle: ModelBundle, *, n_ctx: int, top_p: float = 1.0) -> Any:
+    """The model being trained as a :class:`~fastreasonseg.reasoning.runtimes.transformers.TransformersRuntime`
+    (same chat template as inference; sampling = temperature + ``top_p``, no top-k, as TRL's GRPO samples), for the
+    executor's rollouts: GRPO's ``rollout_func`` and the format probe after SFT."""
+    from fastreasonseg.reasoning.runtimes.transformers import TransformersRuntime
+
+    return TransformersRuntime.from_model(
+        model, bundle.tokenizer, bundle.template, n_ctx=n_ctx, top_k=0, top_p=top_p, name="transformers:policy"
+    )
+
+
 def format_probe(
     model: Any, bundle: ModelBundle, samples: list[Any], *, n_ctx: int, max_tokens: int = 160, max_rounds: int = 1
 ) -> dict[str, float]:
     """Greedy, unconstrained rollouts through the executor on ``samples``: format rate and mean IoU."""
     from fastreasonseg.reasoning.config import ReasonerConfig
     from fastreasonseg.reasoning.executor import run_rollout
-    from fastreasonseg.training.live import LiveModelRuntime
     from fastreasonseg.training.rewards import answer_iou
 
     if not samples:
         return {}
-    rt = LiveModelRuntime(model, bundle.tokenizer, bundle.template, n_ctx=n_ctx)
+    rt = policy_runtime(model, bundle, n_ctx=n_ctx)
     rc = ReasonerConfig(
         constrained=False, max_rounds=max_rounds, max_new_tokens=max_tokens, max_total_tokens=max_tokens
     )

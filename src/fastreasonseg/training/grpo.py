@@ -24,6 +24,7 @@ from fastreasonseg.training.common import (
     ModelBundle,
     last_checkpoint,
     model_bundle,
+    policy_runtime,
     resume_message,
     save_final_adapter,
     trainer_args,
@@ -93,16 +94,8 @@ class ExecutorRollouts:
 
     def __call__(self, prompts: list[str], trainer: Any) -> dict[str, Any]:
         from fastreasonseg.reasoning.executor import run_rollout
-        from fastreasonseg.training.live import LiveModelRuntime
 
-        rt = LiveModelRuntime(
-            trainer.model,
-            self.bundle.tokenizer,
-            self.bundle.template,
-            n_ctx=self.n_ctx,
-            top_p=self.top_p,
-            bf16=False,  # token-by-token decoding: autocast would re-cast every weight at every token
-        )
+        rt = policy_runtime(trainer.model, self.bundle, n_ctx=self.n_ctx, top_p=self.top_p)
         out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": None, "env_mask": []}
         for prompt in prompts:
             sid = self.prompt_to_sample.get(prompt)

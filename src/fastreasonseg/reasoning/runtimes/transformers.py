@@ -14,12 +14,14 @@ prefixes (:class:`~.prefix_cache.PrefixStateCache`) as the llama.cpp runtime doe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,34 @@ def _resolve_model(model: str | os.PathLike[str] | None, gguf_file: str | None) 
     return model, gguf_file
 
 
+def _load(model_id: str, gguf_file: str | None, dtype: Any, trust_remote_code: bool, shown: str) -> tuple[Any, Any]:
+    """Tokenizer and causal LM of a hub id or directory (a GGUF file in it dequantised to ``dtype``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if gguf_file:
+        kw["gguf_file"] = gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id, **kw)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, **kw)
+    except Exception as exc:  # OSError (not found / offline), ValueError (bad config), ImportError (gguf)...
+        raise ModelLoadError("reasoner", shown, f"{type(exc).__name__}: {_first_line(exc)}") from exc
+    return tokenizer, model
+
+
+def _with_adapter(model: Any, adapter: str) -> Any:
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelLoadError(
+            "reasoner", adapter, "PEFT adapters need peft (`pip install 'fastreasonseg[train]'`)"
+        ) from exc
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except Exception as exc:
+        raise ModelLoadError("reasoner adapter", adapter, f"{type(exc).__name__}: {_first_line(exc)}") from exc
+
+
 class TransformersRuntime:
     """A ``transformers`` causal LM that continues assistant turns.
 
@@ -78,59 +108,80 @@ class TransformersRuntime:
         trust_remote_code: bool = False,
     ) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
             raise InputError(f"dtype must be one of {', '.join(sorted(_DTYPES))}, got {dtype!r}")
-        self._torch = torch
         if adapter is not None and not Path(adapter).expanduser().exists():
             raise ModelLoadError("reasoner adapter", str(adapter), "no such PEFT adapter directory")
         self.model_id, self.gguf_file = _resolve_model(model, gguf_file)
         shown = self.model_id + (f" (gguf_file={self.gguf_file})" if self.gguf_file else "")
-        kw: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-        if self.gguf_file:
-            kw["gguf_file"] = self.gguf_file
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kw)
-            self.model = AutoModelForCausalLM.from_pretrained(self.model_id, dtype=getattr(torch, _DTYPES[dtype]), **kw)
-        except Exception as exc:  # OSError (not found / offline), ValueError (bad config), ImportError (gguf)...
-            raise ModelLoadError("reasoner", shown, f"{type(exc).__name__}: {_first_line(exc)}") from exc
-        self.adapter = None
+        tokenizer, lm = _load(self.model_id, self.gguf_file, getattr(torch, _DTYPES[dtype]), trust_remote_code, shown)
         if adapter is not None:
-            try:
-                from peft import PeftModel
-            except ImportError as exc:
-                raise ModelLoadError(
-                    "reasoner", str(adapter), "PEFT adapters need peft (`pip install 'fastreasonseg[train]'`)"
-                ) from exc
-            try:
-                self.model = PeftModel.from_pretrained(self.model, str(adapter))
-            except Exception as exc:
-                raise ModelLoadError(
-                    "reasoner adapter", str(adapter), f"{type(exc).__name__}: {_first_line(exc)}"
-                ) from exc
-            self.adapter = str(adapter)
+            lm = _with_adapter(lm, str(adapter))
         try:
-            self.device = torch.device(device)
-            self.model.to(self.device)
+            lm.to(torch.device(device))
         except Exception as exc:
             raise ModelLoadError("reasoner", shown, f"cannot use device {device!r}: {_first_line(exc)}") from exc
-        self.model.eval()
-        self.dtype = _DTYPES[dtype]
-        name = Path(self.gguf_file).name if self.gguf_file else self.model_id
-        self.name = "transformers:" + name + (f"+{Path(self.adapter).name}" if self.adapter else "")
-
-        source = chat_template or getattr(self.tokenizer, "chat_template", None)
+        lm.eval()
+        source = chat_template or getattr(tokenizer, "chat_template", None)
         if not source:
             raise ModelLoadError("reasoner", shown, "the tokenizer has no chat template; pass chat_template=")
-        self.template = ChatTemplate(
-            source, bos_token=self.tokenizer.bos_token or "", eos_token=self.tokenizer.eos_token or ""
-        )
-        cfg = getattr(self.model, "config", None)
-        self.vocab_size = int(getattr(cfg, "vocab_size", len(self.tokenizer)))
+        template = ChatTemplate(source, bos_token=tokenizer.bos_token or "", eos_token=tokenizer.eos_token or "")
+        name = Path(self.gguf_file).name if self.gguf_file else self.model_id
+        name = "transformers:" + name + (f"+{Path(adapter).name}" if adapter is not None else "")
+        self._wrap(lm, tokenizer, template, name=name, prefix_cache_size=prefix_cache_size)
+        self.adapter = None if adapter is None else str(adapter)
+        self.dtype = _DTYPES[dtype]
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        template: ChatTemplate,
+        *,
+        n_ctx: int | None = None,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        prefix_cache_size: int = 0,
+        name: str = "transformers:in-memory",
+    ) -> TransformersRuntime:
+        """A runtime over a model already in memory: the policy a GRPO step samples rollouts from, or the adapter
+        SFT just trained (its format probe). The model stays where it is and keeps its mode (``complete`` switches
+        it to eval mode for the call and back). ``top_k = 0`` samples without a top-k cut (TRL's GRPO sampling is
+        temperature + ``top_p`` only); ``n_ctx`` caps prompt + generation (default: the model's position limit).
+        No prefix snapshots by default: the weights change between training steps."""
+        self = cls.__new__(cls)
+        self.model_id, self.gguf_file, self.adapter = name, None, None
+        self._wrap(model, tokenizer, template, name=name, prefix_cache_size=prefix_cache_size, top_k=top_k, top_p=top_p)
+        if n_ctx is not None:
+            self.n_ctx = int(n_ctx)
+        dtype = next(iter(model.parameters())).dtype
+        self.dtype = str(dtype).removeprefix("torch.")
+        return self
+
+    def _wrap(
+        self,
+        model: Any,
+        tokenizer: Any,
+        template: ChatTemplate,
+        *,
+        name: str,
+        prefix_cache_size: int,
+        top_k: int = 40,
+        top_p: float = 0.95,
+    ) -> None:
+        import torch
+
+        self._torch = torch
+        self.model, self.tokenizer, self.template, self.name = model, tokenizer, template, name
+        self.device = next(iter(model.parameters())).device
+        self.top_k, self.top_p = int(top_k), float(top_p)
+        cfg = getattr(model, "config", None)
+        self.vocab_size = int(getattr(cfg, "vocab_size", len(tokenizer)))
         self.n_ctx = int(getattr(cfg, "max_position_embeddings", 0) or 0) or None
         self._eos = self._eos_ids()
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # transformers >= 5.24 renamed `past_key_values` to `cache` (the old name warns, then goes away)
         self._cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
         self._live_tokens: list[int] = []
@@ -252,7 +303,7 @@ class TransformersRuntime:
             raise InputError(f"max_tokens must be positive, got {max_tokens}")
         rendered = self.template.render(prompt, assistant_prefix)
         torch = self._torch
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), _eval_mode(self.model):
             t0 = time.perf_counter()
             ids = self.tokenize(rendered.text)
             n_prompt = len(ids)
@@ -283,7 +334,7 @@ class TransformersRuntime:
                 if matcher is not None:
                     matcher.fill_next_token_bitmask(bitmask)
                     self._xgr[0].apply_token_bitmask_inplace(logits.unsqueeze(0), bitmask)
-                tok = _pick(logits, temperature, gen_rng, torch)
+                tok = _pick(logits, temperature, gen_rng, torch, self.top_k, self.top_p)
                 if t_first is None:
                     t_first = time.perf_counter()
                 new.append(tok)
@@ -324,16 +375,32 @@ class TransformersRuntime:
         return f"TransformersRuntime({self.name!r}, device={str(self.device)!r}, dtype={self.dtype!r})"
 
 
-def _pick(logits: Any, temperature: float, rng: Any, torch: Any) -> int:
-    """Greedy at temperature 0; else top-k 40 / top-p 0.95 sampling (llama.cpp's defaults)."""
+@contextlib.contextmanager
+def _eval_mode(model: Any) -> Iterator[None]:
+    """Eval mode (no dropout) for the call; a model that was training (GRPO's policy) goes back to training."""
+    was_training = bool(getattr(model, "training", False))
+    if was_training:
+        model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def _pick(logits: Any, temperature: float, rng: Any, torch: Any, top_k: int = 40, top_p: float = 0.95) -> int:
+    """Greedy at temperature 0; else top-k / top-p sampling (default 40 / 0.95, llama.cpp's; ``top_k <= 0``: no
+    top-k cut)."""
     if temperature <= 0:
         return int(torch.argmax(logits))
     scores = logits / float(temperature)
-    k = min(40, scores.numel())
+    if top_k <= 0 and top_p >= 1.0:
+        return int(torch.multinomial(torch.softmax(scores, dim=-1).cpu(), 1, generator=rng))
+    k = scores.numel() if top_k <= 0 else min(top_k, scores.numel())
     top, idx = torch.topk(scores, k)
     probs = torch.softmax(top, dim=-1)
     cum = torch.cumsum(probs, dim=-1)
-    keep = (cum - probs) < 0.95
+    keep = (cum - probs) < top_p
     keep[0] = True
     probs = torch.where(keep, probs, torch.zeros_like(probs))
     probs = probs / probs.sum()
