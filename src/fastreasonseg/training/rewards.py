@@ -7,8 +7,9 @@
   so a correct "no target" answer (``{"ids": []}`` for an empty target) scores 1. No valid answer scores 0.
 * :class:`ReasoningReward` — a judge comparing the student's chain with the teacher's (column ``reference``):
   :class:`EmbeddingJudge` (offline default: cosine similarity of all-MiniLM-L6-v2 sentence embeddings),
-  :class:`OpenAIJudge` (an OpenAI-compatible chat endpoint, e.g. vLLM or a hosted API), :class:`TransformersJudge`
-  (a local causal LM). A judge failure (timeout, bad reply) gives 0 for that sample and is counted.
+  or any runtime as judge, :class:`RuntimeJudge` (the same runtimes and specs as ``--reasoner``;
+  :class:`OpenAIJudge` and :class:`TransformersJudge` are its OpenAI-endpoint and local-model forms). A judge failure
+  (timeout, bad reply) gives 0 for that sample and is counted.
 
 Every reward is wrapped so that an exception on one sample gives that sample 0, is counted in
 :attr:`BaseReward.failures` and logged (the first few times) — a training run never crashes on a reward.
@@ -46,6 +47,7 @@ __all__ = [
     "JudgeError",
     "OpenAIJudge",
     "ReasoningReward",
+    "RuntimeJudge",
     "TransformersJudge",
     "answer_iou",
     "build_rewards",
@@ -306,11 +308,40 @@ def parse_judge_score(text: str) -> float:
     return max(0.0, min(1.0, v / 10.0))
 
 
-class OpenAIJudge(Judge):
-    """An OpenAI-compatible chat-completions endpoint as judge (vLLM, llama.cpp server, a hosted API).
+class RuntimeJudge(Judge):
+    """Any :class:`~fastreasonseg.reasoning.runtimes.base.Runtime` as judge: the judge prompt as the user turn,
+    greedy, a few tokens, the score parsed from the reply. A runtime failure (unreachable endpoint, timeout, error
+    status) or a reply without a score raises :class:`JudgeError`, which :class:`ReasoningReward` turns into 0 for
+    that sample and counts."""
 
-    Each pair is one request (``timeout`` seconds); a failed request raises :class:`JudgeError`, which the
-    :class:`ReasoningReward` turns into 0 for that sample and counts."""
+    name = "runtime"
+
+    def __init__(self, runtime: Any, prompt: str = JUDGE_PROMPT, max_tokens: int = 8) -> None:
+        self.runtime = runtime
+        self.prompt = prompt
+        self.max_tokens = max_tokens
+
+    def score_one(self, student: str, teacher: str) -> float:
+        from fastreasonseg.reasoning.runtimes.base import ChatPrompt, RuntimeUnavailableError
+
+        who = getattr(self.runtime, "name", type(self.runtime).__name__)
+        user = self.prompt.format(student=student, teacher=teacher)
+        try:
+            comp = self.runtime.complete(ChatPrompt(system="", user=user), "", stop=[], max_tokens=self.max_tokens)
+        except RuntimeUnavailableError as exc:
+            raise JudgeError(f"the judge {who} failed: {exc}") from exc
+        if comp.finish_reason == "error":
+            raise JudgeError(f"the judge {who} failed: {comp.error or 'unknown error'}")
+        return parse_judge_score(comp.text)
+
+    def score_pairs(self, student: list[str], teacher: list[str]) -> list[float]:
+        return [self.score_one(s, t) for s, t in zip(student, teacher, strict=True)]
+
+
+class OpenAIJudge(RuntimeJudge):
+    """An OpenAI-compatible chat endpoint as judge (vLLM, llama.cpp server, a hosted API): a
+    :class:`RuntimeJudge` over :class:`~fastreasonseg.reasoning.runtimes.openai.OpenAIRuntime` in ``chat`` mode, one
+    request of ``timeout`` seconds per pair (``transport``: an ``httpx`` transport, for tests)."""
 
     name = "openai"
 
@@ -321,76 +352,24 @@ class OpenAIJudge(Judge):
         api_key: str | None = None,
         timeout: float = 30.0,
         prompt: str = JUDGE_PROMPT,
-        client: Any = None,
+        transport: Any = None,
     ) -> None:
-        import httpx
+        from fastreasonseg.reasoning.runtimes.openai import OpenAIRuntime
 
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.prompt = prompt
-        self.timeout = timeout
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = client or httpx.Client(timeout=timeout, headers=headers)
-
-    def score_one(self, student: str, teacher: str) -> float:
-        import httpx
-
-        body = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": self.prompt.format(student=student, teacher=teacher)}],
-            "temperature": 0.0,
-            "max_tokens": 8,
-        }
-        try:
-            r = self.client.post(f"{self.base_url}/chat/completions", json=body, timeout=self.timeout)
-            r.raise_for_status()
-            text = r.json()["choices"][0]["message"]["content"]
-        except httpx.TimeoutException as exc:
-            raise JudgeError(f"the judge at {self.base_url} timed out after {self.timeout:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise JudgeError(f"the judge at {self.base_url} failed: {exc}") from exc
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise JudgeError(f"the judge at {self.base_url} sent an unexpected reply ({exc})") from exc
-        return parse_judge_score(text)
-
-    def score_pairs(self, student: list[str], teacher: list[str]) -> list[float]:
-        return [self.score_one(s, t) for s, t in zip(student, teacher, strict=True)]
+        rt = OpenAIRuntime(base_url, model, api_key=api_key, timeout=timeout, mode="chat", transport=transport)
+        super().__init__(rt, prompt, max_tokens=8)
 
 
-class TransformersJudge(Judge):
-    """A local causal LM as judge (greedy, a few tokens, the score parsed from its reply)."""
+class TransformersJudge(RuntimeJudge):
+    """A local causal LM (hub id or directory) as judge: a :class:`RuntimeJudge` over
+    :class:`~fastreasonseg.reasoning.runtimes.transformers.TransformersRuntime`."""
 
     name = "transformers"
 
     def __init__(self, model: str, prompt: str = JUDGE_PROMPT, max_new_tokens: int = 4) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from fastreasonseg.reasoning.runtimes.transformers import TransformersRuntime
 
-        self.tok = AutoTokenizer.from_pretrained(model)
-        self.model = AutoModelForCausalLM.from_pretrained(model)
-        self.model.eval()
-        self.prompt = prompt
-        self.max_new_tokens = max_new_tokens
-
-    def score_one(self, student: str, teacher: str) -> float:
-        import torch
-
-        content = self.prompt.format(student=student, teacher=teacher)
-        if getattr(self.tok, "chat_template", None):
-            text = self.tok.apply_chat_template(
-                [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-            )
-        else:
-            text = content
-        enc = self.tok(text, return_tensors="pt")
-        with torch.no_grad():
-            out = self.model.generate(
-                **enc, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tok.eos_token_id
-            )
-        reply = self.tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        return parse_judge_score(reply)
-
-    def score_pairs(self, student: list[str], teacher: list[str]) -> list[float]:
-        return [self.score_one(s, t) for s, t in zip(student, teacher, strict=True)]
+        super().__init__(TransformersRuntime(model), prompt, max_tokens=max_new_tokens)
 
 
 def make_judge(
@@ -400,26 +379,29 @@ def make_judge(
     api_key_env: str = "OPENAI_API_KEY",
     timeout: float = 30.0,
 ) -> Judge | None:
-    """A judge by kind: ``embedding`` (default, offline), ``openai``, ``transformers`` or ``none``."""
+    """A judge by kind: ``embedding`` (default, offline), ``openai`` (``url`` + ``model``), ``transformers``
+    (``model``), ``none``, or any reasoner spec (``openai:URL?model=M``, ``transformers:DIR``, ``student``...), whose
+    runtime then judges (:class:`RuntimeJudge`)."""
+    from fastreasonseg.errors import InputError
+
     if kind in ("none", "", None):
         return None
     if kind == "embedding":
         return EmbeddingJudge(model)
     if kind == "openai":
         if not url or not model:
-            from fastreasonseg.errors import InputError
-
             raise InputError("the openai judge needs rewards.judge_url and rewards.judge_model")
         return OpenAIJudge(url, model, api_key=os.environ.get(api_key_env), timeout=timeout)
     if kind == "transformers":
         if not model:
-            from fastreasonseg.errors import InputError
-
             raise InputError("the transformers judge needs rewards.judge_model (a local model directory)")
         return TransformersJudge(model)
-    from fastreasonseg.errors import InputError
+    from fastreasonseg.reasoning.runtimes import default_registry
 
-    raise InputError(f"unknown judge {kind!r} (embedding, openai, transformers, none)")
+    registry = default_registry()
+    if kind.partition("?")[0].partition(":")[0].strip().lower() in (*registry.kinds, *registry.aliases):
+        return RuntimeJudge(registry.load(kind))
+    raise InputError(f"unknown judge {kind!r} (embedding, openai, transformers, none, or a reasoner spec)")
 
 
 class ReasoningReward(BaseReward):
