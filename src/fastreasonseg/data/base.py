@@ -7,6 +7,10 @@ JSON entry) is skipped and recorded in ``reader.skipped`` with the reason, so on
 
 Image samples carry their ground truth in ``mask`` (``(H, W)``; boolean, or ``uint8`` 0/1/255 for ReasonSeg where 255
 is "ignore"). Video samples decode frame masks on demand with :meth:`Sample.mask_at` / :meth:`Sample.masks`.
+
+*Twin datasets* (``synthetic``, ``devset``) have no pixels: each sample carries its own digital twin (``twin``) and
+the ids of its target instances (``target_ids``, ``[]`` = nothing in the scene answers the query); the ground-truth
+mask of a frame is the union of those instances' masks. Their readers say so with ``has_pixels = False``.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fastreasonseg.errors import InputError
+
+if TYPE_CHECKING:
+    from fastreasonseg.twin.schema import DigitalTwin
 
 __all__ = [
     "CorruptSample",
@@ -35,7 +42,7 @@ __all__ = [
 ]
 
 
-class CorruptSample(Exception):
+class CorruptSample(InputError):
     """Raised inside a reader for a sample that cannot be used; the reader skips it and records the reason."""
 
 
@@ -45,7 +52,9 @@ class Sample:
 
     ``queries`` are the texts that all refer to the ground truth (ReasonSeg and RefCOCOg give several per target;
     each is scored as its own sample by the benchmarks). ``is_sentence`` is ReasonSeg's long (True) / short (False)
-    query flag. ``extra`` keeps dataset-specific fields (e.g. ``answer``, ``obj_id``, ``type_id``).
+    query flag. ``extra`` keeps dataset-specific fields (e.g. ``answer``, ``obj_id``, ``type_id``). Twin datasets set
+    ``twin`` and ``target_ids`` instead of pixels (see the module docstring); ``tags`` adds breakdown keys of the
+    dataset's own (e.g. the synthetic split's ``novelty``).
     """
 
     id: str
@@ -59,15 +68,31 @@ class Sample:
     category: str | None = None
     level: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    twin: DigitalTwin | None = None
+    """Twin datasets: the scene itself (the sample has no image or frames)."""
+    target_ids: list[int] | None = None
+    """Twin datasets: the ids of the instances that answer the query (``[]`` = none)."""
+    tags: dict[str, str] = field(default_factory=dict)
     _mask_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_video(self) -> bool:
+        if self.twin is not None:
+            return self.twin.is_video
         return bool(self.frames)
 
     @property
     def num_frames(self) -> int:
+        if self.twin is not None:
+            return self.twin.source.num_frames
         return len(self.frames) if self.frames else 1
+
+    @property
+    def targets(self) -> str | None:
+        """``none`` / ``single`` / ``multi`` target instances (twin datasets; ``None`` when the ids are unknown)."""
+        if self.target_ids is None:
+            return None
+        return "none" if not self.target_ids else "single" if len(self.target_ids) == 1 else "multi"
 
     @property
     def groups(self) -> dict[str, str]:
@@ -79,7 +104,9 @@ class Sample:
             g["category"] = self.category
         if self.level is not None:
             g["level"] = self.level
-        return g
+        if self.targets is not None:
+            g["targets"] = self.targets
+        return g | self.tags
 
     def load_image(self, index: int = 0) -> np.ndarray:
         """The RGB image (or video frame ``index``) as ``(H, W, 3)`` uint8."""
@@ -93,7 +120,12 @@ class Sample:
             raise InputError(f"cannot read image {path}: {exc}") from None
 
     def mask_at(self, index: int = 0) -> np.ndarray:
-        """Ground-truth mask of frame ``index`` (the image mask for image samples), decoded now."""
+        """Ground-truth mask of frame ``index`` (the image mask for image samples), decoded now.
+
+        Twin datasets: the union of the target instances' masks in the twin frame whose source index is ``index``.
+        """
+        if self.twin is not None:
+            return self.twin.mask(index, self.target_ids or [])
         if self._mask_loader is None:
             if self.mask is None:
                 raise InputError(f"sample {self.id} has no ground-truth mask")
@@ -128,6 +160,8 @@ class DatasetReader(ABC):
     """
 
     name: ClassVar[str] = ""
+    has_pixels: ClassVar[bool] = True
+    """False for twin datasets: their samples can only be evaluated on their own twins."""
 
     def __init__(self, root: str | os.PathLike, split: str) -> None:
         self.root = Path(root)
@@ -150,6 +184,10 @@ class DatasetReader(ABC):
 
     def __len__(self) -> int:
         return len(self._entries())
+
+    def query_count(self) -> int | None:
+        """Number of queries the reader will yield (skipped entries included), when it is known without loading."""
+        return None
 
     def __iter__(self) -> Iterator[Sample]:
         self.skipped = []
@@ -202,6 +240,8 @@ _REGISTRY: dict[str, str] = {
     "revos": "fastreasonseg.data.rvos:ReVOSReader",
     "mevis": "fastreasonseg.data.rvos:MeViSReader",
     "davis": "fastreasonseg.data.davis:DavisReader",
+    "synthetic": "fastreasonseg.data.synthetic_split:SyntheticSplitReader",
+    "devset": "fastreasonseg.data.devset:DevsetReader",
 }
 _ALIASES = {
     "reason_seg": "reasonseg",
@@ -220,7 +260,8 @@ def available_datasets() -> list[str]:
 
 
 def open_dataset(name: str, root: str | os.PathLike, split: str, **options: Any) -> DatasetReader:
-    """Open a dataset reader by name (``reasonseg``, ``llmseg40k``, ``refcocog``, ``revos``, ``mevis``, ``davis``).
+    """Open a dataset reader by name (``reasonseg``, ``llmseg40k``, ``refcocog``, ``revos``, ``mevis``, ``davis``,
+    and the twin datasets ``synthetic`` and ``devset``).
 
     ``options`` go to the reader (e.g. ``images=`` for RefCOCOg / LLM-Seg40K, ``resolution=`` for DAVIS).
     """
