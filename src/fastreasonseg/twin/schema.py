@@ -12,15 +12,28 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from fastreasonseg.errors import TwinValidationError
+from fastreasonseg.twin.labels import label_problem
 from fastreasonseg.twin.masks import decode_mask, encode_mask, mask_box, rle_area, union_rles
 
 TWIN_VERSION = 1
+
+
+def _check_label(text: str) -> str:
+    problem = label_problem(text)
+    if problem is not None:
+        raise PydanticCustomError("invalid_label", problem)
+    return text
+
+
+Label = Annotated[str, AfterValidator(_check_label)]
+"""An object name: checked by :func:`fastreasonseg.twin.labels.label_problem` (labels are untrusted text)."""
 
 
 class _Strict(BaseModel):
@@ -87,9 +100,9 @@ class Instance(_Strict):
     """One object in one frame."""
 
     id: int = Field(ge=0)
-    label: str = Field(min_length=1)
+    label: Label
     score: float | None = Field(default=None, ge=0.0, le=1.0)
-    alt_labels: list[tuple[str, float]] = Field(default_factory=list)
+    alt_labels: list[tuple[Label, float]] = Field(default_factory=list)
     box: tuple[float, float, float, float]
     area: int = Field(ge=0)
     depth: DepthStats | None = None

@@ -220,10 +220,18 @@ class LlamaCppRuntime:
         except Exception:
             return ""
 
-    def tokenize(self, text: str) -> list[int]:
-        """Tokens of ``text``; special tokens written in it (``<|im_start|>``) are parsed as such. No BOS is added:
-        the chat template writes it when the model wants one."""
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """Tokens of ``text``; with ``special``, special tokens written in it (``<|im_start|>``) are parsed as such,
+        without it they stay plain text. No BOS is added: the chat template writes it when the model wants one."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def _prompt_tokens(self, rendered: RenderedPrompt, assistant_prefix: str) -> list[int]:
+        """Only the template's own markup may become special tokens: the user content (twin view + question) and the
+        assistant turn so far (tool results quote twin labels) are tokenized as plain text, so a label holding
+        ``<|im_start|>`` stays text. (A template that rewrites the content renders unsplit: all of it is parsed.)"""
+        markup = rendered.tail[: len(rendered.tail) - len(assistant_prefix)]
+        plain = lambda t: self.tokenize(t, special=False)  # noqa: E731
+        return [*self.tokenize(rendered.head), *plain(rendered.user), *self.tokenize(markup), *plain(assistant_prefix)]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -323,7 +331,8 @@ class LlamaCppRuntime:
         with self._lock:
             boundary = snapshot_boundary(rendered, self._last_rendered, cache_prefix)
             self._last_rendered = rendered
-            return self._run(rendered.text, boundary, stop, max_tokens, grammar, temperature, seed)
+            tokens = self._prompt_tokens(rendered, assistant_prefix)
+            return self._run(rendered.text, boundary, stop, max_tokens, grammar, temperature, seed, tokens)
 
     def complete_text(
         self,
@@ -348,11 +357,12 @@ class LlamaCppRuntime:
         grammar: str | None,
         temperature: float,
         seed: int | None,
+        tokens: list[int] | None = None,
     ) -> Completion:
         if max_tokens <= 0:
             raise InputError(f"max_tokens must be positive, got {max_tokens}")
         t0 = time.perf_counter()
-        tokens = self.tokenize(text)
+        tokens = self.tokenize(text) if tokens is None else tokens
         n_prompt = len(tokens)
         if n_prompt >= self.n_ctx:
             raise InputError(
