@@ -270,6 +270,80 @@ def davis() -> None:
         im.save(p)
 
 
+def _twin_instance(id: int, label: str, mask: np.ndarray, score: float, depth: float | None = None, **kw) -> dict:
+    ys, xs = np.nonzero(mask)
+    inst = {
+        "id": id,
+        "label": label,
+        "score": score,
+        "alt_labels": kw.get("alt_labels", []),
+        "box": [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
+        "area": int(mask.sum()),
+        "mask": rle(mask),
+    }
+    if depth is not None:
+        inst["depth"] = {"mean": depth, "std": 0.01, "min": round(depth - 0.02, 3), "max": round(depth + 0.02, 3)}
+    return inst
+
+
+def _twin(kind: str, name: str, frames: list[dict], fps: float = 0.0) -> dict:
+    return {
+        "version": 1,
+        "source": {"kind": kind, "name": name, "width": W, "height": H, "fps": fps, "num_frames": len(frames)},
+        "models": {"segmenter": "fixture", "labeller": "fixture"},
+        "frames": frames,
+    }
+
+
+def devset() -> None:
+    """A devset-format folder (README.md + queries.json + twins/) with one image and one video twin of its own."""
+    d = OUT / "devset"
+    bench = [
+        _twin_instance(0, "mug", box(2, 2, 8, 8), 0.8, 0.2),  # id 0: perception numbers instances from 0
+        _twin_instance(1, "hammer", box(12, 2, 16, 14), 0.7, 0.3, alt_labels=[["mallet", 0.4]]),
+        _twin_instance(2, "screwdriver", box(18, 4, 20, 16), 0.6, 0.35),
+        _twin_instance(3, "lamp", box(2, 22, 12, 28), 0.9, 0.6),
+        _twin_instance(4, "object", box(20, 26, 23, 31), 0.12, 0.5),
+    ]
+    image = _twin("image", "workbench.jpg", [{"index": 0, "time": 0.0, "instances": bench}])
+    dump(d / "twins" / "workbench.json", image)
+    frames = []
+    for t in range(3):
+        insts = [
+            _twin_instance(1, "ball", box(16, 2 + 6 * t, 20, 6 + 6 * t), 0.8),  # rolls to the right
+            _twin_instance(2, "dog", box(4, 20, 14, 28), 0.9),  # never moves
+        ]
+        if t == 2:
+            insts.append(_twin_instance(3, "cat", box(4, 4, 10, 10), 0.7))  # only in the last frame
+        frames.append({"index": t, "time": round(t / 10, 4), "instances": insts})
+    dump(d / "twins" / "hallway.json", _twin("video", "hallway.mp4", frames, fps=10.0))
+    queries = [
+        ("wb1", "workbench", "what would I hit a nail with?", "semantic", 1, [1]),
+        ("wb2", "workbench", "the things a carpenter would grab to fix a shelf", "semantic", 2, [1, 2]),
+        ("wb3", "workbench", "the object right above the hammer", "spatial", 1, [0]),
+        ("wb4", "workbench", "the light on the right side of the bench", "spatial", 2, [3]),
+        ("wb5", "workbench", "the laptop on the bench", "semantic", 1, []),
+        ("hw1", "hallway", "the thing rolling to the right", "temporal", 1, [1]),
+        ("hw2", "hallway", "the pet that only shows up at the end", "temporal", 2, [3]),
+        ("hw3", "hallway", "the animal that stays put the whole time", "temporal", 2, [2]),
+    ]
+    dump(
+        d / "queries.json",
+        {
+            "about": "Test fixture in the devset format: two hand-made twins and eight questions.",
+            "queries": [
+                {"qid": q, "twin": f"twins/{t}.json", "query": text, "category": c, "level": lv, "gold_ids": ids}
+                for q, t, text, c, lv, ids in queries
+            ],
+        },
+    )
+    (d / "README.md").write_text(
+        "# devset fixture\n\nA test fixture in the devset format (`queries.json` + `twins/*.json`, schema v1): two "
+        "hand-made twins\n(a workbench image, a hallway video of 3 frames) and eight questions written for the "
+        "tests.\n"
+    )
+
+
 def main() -> None:
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -279,6 +353,7 @@ def main() -> None:
     mevis()
     revos()
     davis()
+    devset()
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"wrote {OUT} ({total / 1024:.1f} KiB)")
 
