@@ -30,8 +30,11 @@ def test_ask_many_on_one_twin_reuses_the_prefix(frs, tmp_path):
     out = second.save(tmp_path / "r")
     d = json.loads((out / "result.json").read_text())
     assert d["query"] == "which object holds the drink?"
-    with pytest.raises(InputError, match="already exists"):
+    second.save(tmp_path / "r")  # fastreasonseg's own earlier result there: replaced
+    (tmp_path / "r" / "overlay.png").write_bytes(b"the user's")
+    with pytest.raises(InputError, match="would replace"):
         second.save(tmp_path / "r")
+    assert (tmp_path / "r" / "overlay.png").read_bytes() == b"the user's"
     second.save(tmp_path / "r", overwrite=True)
 
 
@@ -80,3 +83,51 @@ def test_reasoner_spec_aliases():
 def test_student_adapter_runs_in_llama_cpp():
     r = FastReasonSeg("student").ask("example", "the spoon")
     assert r.rollout.model_calls >= 1 and set(r.ids) <= {1, 2, 3, 4, 5, 6}
+
+
+def _empty_twin(kind: str = "image", frames: int = 1) -> DigitalTwin:
+    return DigitalTwin(
+        source=Source(kind=kind, name="empty", width=8, height=6, num_frames=frames),
+        frames=[Frame(index=i) for i in range(frames)],
+    )
+
+
+def test_saving_again_replaces_only_our_own_unchanged_files(frs, tmp_path):
+    out = tmp_path / "o"
+    video = frs.ask(_empty_twin("video", 3), "the cup")
+    video.save(out)
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    (out / "masks" / "00002.png").write_bytes(b"edited")  # no longer fastreasonseg's: never removed
+    (out / "keep.txt").write_text("mine")
+    image = frs.ask(_empty_twin(), "the cup")
+    image.save(out)  # the video's overlay.mp4 and its other (unchanged) masks belong to the replaced result
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["00000.png", "00002.png"]
+    assert not (out / "overlay.mp4").exists() and (out / "overlay.png").exists()
+    assert (out / "masks" / "00002.png").read_bytes() == b"edited" and (out / "keep.txt").read_text() == "mine"
+    info = json.loads((out / "result.json").read_text())
+    info["query"] = "edited by hand"  # an edited result.json is not ours any more
+    (out / "result.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match=r"would replace \(masks/00000.png, overlay.png, result.json\)"):
+        image.save(out)
+
+
+def test_symlink_in_the_output_is_replaced_not_written_through(frs, tmp_path):
+    target = tmp_path / "precious.png"
+    target.write_bytes(b"precious")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "overlay.png").symlink_to(target)
+    r = frs.ask(_empty_twin(), "the cup")
+    with pytest.raises(InputError, match="would replace"):
+        r.save(out)
+    r.save(out, overwrite=True)
+    assert target.read_bytes() == b"precious" and not (out / "overlay.png").is_symlink()
+
+
+def test_unwritable_output_folder_names_the_reason(frs, tmp_path):
+    (tmp_path / "f").write_text("x")
+    r = frs.ask(_empty_twin(), "the cup")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        r.save(tmp_path / "f" / "out")
+    with pytest.raises(InputError, match="it is a file, not a folder"):
+        r.save(tmp_path / "f")

@@ -11,9 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,11 @@ def example_twin_path() -> Path:
     from fastreasonseg.assets import asset_path
 
     return asset_path("example/coffee.twin.json")
+
+
+def twin_path(path: str | os.PathLike) -> Path:
+    """The twin file ``path`` names: ``"example"`` is the example twin shipped with the package."""
+    return example_twin_path() if str(path) == EXAMPLE_TWIN else Path(path)
 
 
 def resolve_reasoner_spec(spec: str | None) -> str:
@@ -99,6 +108,150 @@ class SourceFrames(Mapping[int, np.ndarray]):
 
     def __len__(self) -> int:
         return len(self._load())
+
+
+# --------------------------------------------------------------------------------------------- result folders
+RESULT_WRITER = "fastreasonseg"
+"""``result.json["written_by"]``: marks the files listed in ``result.json["files"]`` as fastreasonseg's own output."""
+
+_OUTPUT_NAME = re.compile(r"result\.json|masks\.coco\.json|overlay\.png|overlay\.mp4|twin\.json|masks/\d{5,}\.png")
+_SHOW_FILES = 5
+
+
+def result_files(twin: DigitalTwin, *, with_twin: bool = False) -> list[str]:
+    """The files (paths relative to the output folder) that saving an answer about ``twin`` writes."""
+    files = [f"masks/{fr.index:05d}.png" for fr in twin.frames]
+    files.append("overlay.mp4" if twin.is_video and len(twin.frames) > 1 else "overlay.png")
+    if with_twin:
+        files.append("twin.json")
+    files.append("result.json")
+    return files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _checksum(info: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in info.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def previous_result_files(directory: str | os.PathLike) -> dict[str, str]:
+    """The files of the result fastreasonseg saved in ``directory`` that nobody changed since:
+    ``{path relative to the folder: sha256}``, ``result.json`` included; empty when the folder holds no such result
+    (no ``result.json``, one not written by fastreasonseg, or one edited since)."""
+    out = Path(directory)
+    try:
+        info = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    if not isinstance(info, dict) or info.get("written_by") != RESULT_WRITER or info.get("checksum") != _checksum(info):
+        return {}
+    files = info.get("files")
+    own = {"result.json": ""}
+    for rel, digest in files.items() if isinstance(files, dict) else ():
+        if not (isinstance(rel, str) and isinstance(digest, str) and _OUTPUT_NAME.fullmatch(rel)):
+            continue
+        f = out / rel
+        if f.is_file() and not f.is_symlink() and _sha256(f) == digest:
+            own[rel] = digest
+    return own
+
+
+def _existing_outputs(out: Path) -> list[str]:
+    """Files in ``out`` with the names a result uses (any frame's mask)."""
+    names = ("result.json", "masks.coco.json", "overlay.png", "overlay.mp4", "twin.json")
+    found = [n for n in names if _taken(out / n)]
+    masks = out / "masks"
+    if masks.is_dir():
+        found += sorted(f"masks/{p.name}" for p in masks.iterdir() if _OUTPUT_NAME.fullmatch(f"masks/{p.name}"))
+    return found
+
+
+def _taken(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _cannot_write(path: Path, exc: OSError) -> InputError:
+    """The error for a folder or file that cannot be written: names the path and why."""
+    anc = path
+    while not _taken(anc) and anc.parent != anc:
+        anc = anc.parent
+    if _taken(anc) and not anc.is_dir() and anc != path:
+        reason = f"{anc} is a file, not a folder"
+    elif anc == path:
+        reason = exc.strerror or type(exc).__name__
+    else:
+        reason = f"cannot create {path.relative_to(anc)} in {anc} ({exc.strerror or type(exc).__name__})"
+    return InputError(f"cannot write to {path}: {reason}")
+
+
+def ensure_writable_dir(d: Path) -> None:
+    """Create ``d`` (and its parents) and check a file can be created in it; a clear error when not."""
+    if _taken(d) and not d.is_dir():
+        raise InputError(f"cannot write to {d}: it is a file, not a folder")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".fastreasonseg-", suffix=".probe", dir=d)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _cannot_write(d, exc) from None
+
+
+def prepare_output_dir(
+    directory: str | os.PathLike, files: Sequence[str] | None = None, *, overwrite: bool = False
+) -> dict[str, str]:
+    """Make ``directory`` ready to receive ``files`` (relative paths; ``None``: whatever a result may write).
+
+    Creates the folder and checks it can be written (an :class:`InputError` naming the path and the reason when not).
+    A file that would be replaced must be fastreasonseg's own unchanged output from an earlier save into the same
+    folder (see :func:`previous_result_files`); any other file, e.g. one of the user's, is never replaced unless
+    ``overwrite`` is true: an :class:`InputError` lists them. Returns :func:`previous_result_files`.
+    """
+    out = Path(directory)
+    if _taken(out) and not out.is_dir():
+        raise InputError(f"cannot write to {out}: it is a file, not a folder")
+    own = previous_result_files(out) if out.is_dir() else {}
+    candidates = list(files) if files is not None else _existing_outputs(out) if out.is_dir() else []
+    foreign = [f for f in candidates if _taken(out / f) and f not in own]
+    masks = out / "masks"
+    if any(f.startswith("masks/") for f in candidates) and _taken(masks) and not masks.is_dir():
+        raise InputError(f"cannot write the masks to {masks}: it is a file, not a folder")
+    if foreign and not overwrite:
+        more = len(foreign) - _SHOW_FILES
+        shown = ", ".join(foreign[:_SHOW_FILES]) + (f" and {more} more" if more > 0 else "")
+        raise InputError(
+            f"{out} already holds {len(foreign)} file(s) this result would replace ({shown}) that fastreasonseg did "
+            f"not write there or that changed since; they are kept: choose another folder or pass --force "
+            f"(overwrite=True) to replace them"
+        )
+    ensure_writable_dir(out)
+    if files is None or any(f.startswith("masks/") for f in candidates):
+        ensure_writable_dir(masks)
+    return own
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix) that replaces ``path`` when the block succeeds: a crash never
+    leaves a half-written file, and a symbolic link at ``path`` is replaced, never written through."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 @dataclass
@@ -168,34 +321,60 @@ class SegmentationResult:
             "mask_pixels": {str(k): int(v.sum()) for k, v in self.masks.items()},
         }
 
-    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write ``masks/<frame>.png`` (255 = object), an overlay (``overlay.png`` for an image,
-        ``overlay.mp4`` for a video) and ``result.json`` into ``directory``.
+    def files(self, *, with_twin: bool = False) -> list[str]:
+        """The files :meth:`save` writes, relative to its folder."""
+        return result_files(self.twin, with_twin=with_twin)
 
-        Refuses to overwrite an existing ``result.json`` unless ``overwrite`` is true.
+    def save(self, directory: str | os.PathLike, *, overwrite: bool = False, with_twin: bool = False) -> Path:
+        """Write ``masks/<frame>.png`` (255 = object), an overlay (``overlay.png`` for an image, ``overlay.mp4`` for
+        a video), ``twin.json`` when ``with_twin``, and ``result.json`` into ``directory``.
+
+        Saving again into the same folder replaces the earlier result when its files are fastreasonseg's own and
+        unchanged (``result.json`` lists them with their checksums; files of it that this result does not write are
+        removed). Any other file it would replace, e.g. one of the user's, raises an :class:`InputError` unless
+        ``overwrite`` is true; so does a folder that cannot be written (the error says why).
         """
         out = Path(directory)
-        if out.exists() and not out.is_dir():
-            raise InputError(f"output path {out} exists and is not a directory")
-        if (out / "result.json").exists() and not overwrite:
-            raise InputError(f"{out / 'result.json'} already exists; choose another directory or allow overwriting")
-        (out / "masks").mkdir(parents=True, exist_ok=True)
+        files = self.files(with_twin=with_twin)
+        own = prepare_output_dir(out, files, overwrite=overwrite)
+        written: dict[str, str] = {}
+
+        def write(rel: str, writer) -> None:
+            target = out / rel
+            try:
+                with _atomic_path(target) as tmp:
+                    writer(tmp)
+            except OSError as exc:
+                raise _cannot_write(target, exc) from None
+            written[rel] = _sha256(target)
+
         for idx, m in self.masks.items():
-            save_mask_png(m, out / "masks" / f"{idx:05d}.png")
+            write(f"masks/{idx:05d}.png", lambda p, m=m: save_mask_png(m, p))
         overlays = masks_to_overlays(self.frames, self.masks, self.twin.size)
         title = f"{self.query[:60]} -> " + (
             ", ".join(f"{i} {self.labels.get(i, '')}" for i in self.ids) if self.ids else "no target"
         )
         if self.twin.is_video and len(overlays) > 1:
-            write_video(
-                (label_image(overlays[i], title) for i in sorted(overlays)), out / "overlay.mp4", self.twin.source.fps
-            )
+            frames = (label_image(overlays[i], title) for i in sorted(overlays))
+            write("overlay.mp4", lambda p: write_video(frames, p, self.twin.source.fps))
         else:
             first = sorted(overlays)[0]
-            save_overlay_png(label_image(overlays[first], title), out / "overlay.png")
+            write("overlay.png", lambda p: save_overlay_png(label_image(overlays[first], title), p))
+        if with_twin:
+            write("twin.json", lambda p: self.twin.save(p))
+        for rel in own:
+            if rel not in files:  # the earlier result's own files this one does not replace
+                with contextlib.suppress(OSError):
+                    (out / rel).unlink()
         info = self.to_dict()
         info["overlay_on_source"] = bool(self.frames)
-        write_text_atomic(out / "result.json", json.dumps(info, indent=2))
+        info["written_by"] = RESULT_WRITER
+        info["files"] = written
+        info["checksum"] = _checksum(info)
+        try:
+            write_text_atomic(out / "result.json", json.dumps(info, indent=2))
+        except OSError as exc:
+            raise _cannot_write(out / "result.json", exc) from None
         return out
 
 
@@ -251,7 +430,7 @@ class FastReasonSeg:
 
     def load_twin(self, path: str | os.PathLike) -> DigitalTwin:
         """Load a twin JSON (``"example"`` = the example twin shipped with the package)."""
-        p = example_twin_path() if str(path) == EXAMPLE_TWIN else Path(path)
+        p = twin_path(path)
         twin = load_twin(p)
         frames = SourceFrames.find(twin, p)
         if frames is not None:
@@ -268,13 +447,25 @@ class FastReasonSeg:
         self._frames[key] = frames
         return frames
 
-    def ask(self, twin: DigitalTwin | str | os.PathLike, query: str) -> SegmentationResult:
-        """Answer ``query`` about ``twin`` (a twin, a twin JSON path, or ``"example"``)."""
+    def ask(
+        self,
+        twin: DigitalTwin | str | os.PathLike,
+        query: str,
+        *,
+        frames: Mapping[int, np.ndarray] | None = None,
+        perception: Any | None = None,
+    ) -> SegmentationResult:
+        """Answer ``query`` about ``twin`` (a twin, a twin JSON path, or ``"example"``).
+
+        ``frames`` (the source frames the tools and the overlay use) and ``perception`` (the models ``detect`` and
+        ``relabel`` call) default to the source found beside the twin and this object's perception once it is loaded;
+        the server passes its own.
+        """
         if not isinstance(twin, DigitalTwin):
             twin = self.load_twin(twin)
-        frames = self._source_frames(twin)
-        perception = None
-        if frames is not None and self._builder is not None:
+        if frames is None:
+            frames = self._source_frames(twin)
+        if perception is None and frames is not None and self._builder is not None:
             perception = self._builder.perception
         context = ToolContext(frames=frames, perception=perception)
         return SegmentationResult.from_rollout(self.reasoner.ask(twin, query, context), twin, frames)

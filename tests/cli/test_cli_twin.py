@@ -78,3 +78,13 @@ def test_build_refuses_to_overwrite(tmp_path):
     proc = run_cli("twin", "build", "whatever.png", "-o", str(out))
     assert_clean_failure(proc, "already exists")
     assert out.read_text() == "keep me"
+
+
+def test_validate_and_show_the_example_twin():
+    """``example`` names the shipped example twin in every command, as in ``ask example``."""
+    proc = run_cli("twin", "validate", "example")
+    assert proc.returncode == 0, proc.stderr
+    assert "example: valid twin v1 (image, 1 frame(s), 6 instances" in proc.stdout
+    show = run_cli("twin", "show", "example")
+    assert show.returncode == 0, show.stderr
+    assert "1 cup(" in show.stdout and "tokens (" in show.stdout

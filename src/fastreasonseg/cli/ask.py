@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from fastreasonseg.cli.common import REASONER_HELP, console, fail
+from fastreasonseg.cli.common import REASONER_HELP, console
 
 
 def _print_result(result, as_json: bool, out: Path | None) -> None:
@@ -39,9 +40,25 @@ def _print_result(result, as_json: bool, out: Path | None) -> None:
         console.print(f"wrote {out}/ (masks/, overlay, result.json)", highlight=False)
 
 
-def _check_out(out: Path | None, force: bool) -> None:
-    if out is not None and (out / "result.json").exists() and not force:
-        fail(f"{out / 'result.json'} already exists; pass --force to overwrite it")
+FORCE_HELP = (
+    "Replace files in OUTPUT that fastreasonseg did not write there (its own earlier result in OUTPUT is replaced "
+    "without this)."
+)
+
+
+def _prepare_out(out: Path | None, files: list[str] | None, force: bool) -> bool:
+    """Check OUTPUT before any model loads (see :func:`fastreasonseg.api.prepare_output_dir`); True when it holds an
+    earlier result of fastreasonseg's own that saving will replace."""
+    from fastreasonseg.api import prepare_output_dir
+
+    if out is None:
+        return False
+    return bool(prepare_output_dir(out, files, overwrite=force))
+
+
+def _replacing(out: Path | None, replaced: bool, as_json: bool) -> None:
+    if replaced and not as_json:
+        console.print(f"[dim]replacing the earlier result in {escape(str(out))}/[/]", highlight=False)
 
 
 def ask(
@@ -52,17 +69,18 @@ def ask(
     reasoner: str | None = typer.Option(None, "--reasoner", help=REASONER_HELP),
     max_rounds: int = typer.Option(2, "--max-rounds", min=0, help="Most tool rounds."),
     unconstrained: bool = typer.Option(False, "--unconstrained", help="Decode without the rollout grammar."),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing result in OUTPUT."),
+    force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Ask a question about a saved twin: prints the reasoning and the answer, writes masks and an overlay."""
-    from fastreasonseg.api import FastReasonSeg
+    from fastreasonseg.api import FastReasonSeg, result_files
     from fastreasonseg.reasoning.config import ReasonerConfig
     from fastreasonseg.reasoning.prompt import check_query
 
-    _check_out(out, force)
     check_query(query)  # empty query: clear error before any model loads
     frs = FastReasonSeg(reasoner, reasoner_config=ReasonerConfig(max_rounds=max_rounds, constrained=not unconstrained))
     t = frs.load_twin(twin)
+    replaced = _prepare_out(out, result_files(t), force)
+    _replacing(out, replaced, as_json)
     result = frs.ask(t, query)
     if out is not None:
         result.save(out, overwrite=force)
@@ -82,15 +100,16 @@ def segment(
     max_frames: int | None = typer.Option(None, "--max-frames", min=1),
     threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Labeller score threshold."),
     device: str = typer.Option("cpu", "--device"),
-    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing result in OUTPUT."),
+    force: bool = typer.Option(False, "--force", "-f", help=FORCE_HELP),
 ) -> None:
     """Build the twin of an image or video and answer a question about it, in one go."""
     from fastreasonseg.api import FastReasonSeg
     from fastreasonseg.config import PerceptionConfig
     from fastreasonseg.reasoning.prompt import check_query
 
-    _check_out(out, force)
     check_query(query)
+    replaced = _prepare_out(out, None, force)
+    _replacing(out, replaced, as_json)
     cfg = PerceptionConfig(stride=stride, max_frames=max_frames, device=device)
     if threshold is not None:
         cfg.box_threshold = threshold
@@ -100,6 +119,5 @@ def segment(
     frs = FastReasonSeg(reasoner, perception=cfg)
     result = frs.segment(source, query, progress=not as_json)
     if out is not None:
-        result.save(out, overwrite=force)
-        result.twin.save(out / "twin.json")
+        result.save(out, overwrite=force, with_twin=True)
     _print_result(result, as_json, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -48,13 +49,33 @@ def main() -> None:
     except MemoryError:
         err_console.print("error: out of memory (try a smaller input, --stride or a smaller model)")
         sys.exit(1)
+    except OSError as exc:  # a path the user named (or the disk) refused: not a bug
+        if exc.filename is None or os.environ.get("FASTREASONSEG_DEBUG"):
+            _bug(exc)
+        err_console.print(f"error: cannot access {exc.filename}: {exc.strerror or exc}", highlight=False, markup=False)
+        sys.exit(1)
     except Exception as exc:  # last resort: a bug, not a user error; keep the traceback behind a switch
-        if os.environ.get("FASTREASONSEG_DEBUG"):
-            raise
-        err_console.print(
-            f"error: unexpected {type(exc).__name__}: {exc}\n"
-            "  (this is a bug in fastreasonseg; set FASTREASONSEG_DEBUG=1 for the traceback and report it)",
-            highlight=False,
-            markup=False,
-        )
-        sys.exit(2)
+        _bug(exc)
+
+
+def _bug(exc: BaseException) -> None:
+    if os.environ.get("FASTREASONSEG_DEBUG"):
+        raise exc
+    err_console.print(
+        f"error: unexpected {type(exc).__name__}: {exc}\n"
+        "  (this is a bug in fastreasonseg; set FASTREASONSEG_DEBUG=1 for the traceback and report it)",
+        highlight=False,
+        markup=False,
+    )
+    sys.exit(2)
+
+
+def check_output_file(path: Path, force: bool) -> None:
+    """Before any work: ``path`` may be written (absent, or ``force``; its folder can be created and written)."""
+    from fastreasonseg.api import ensure_writable_dir
+
+    if path.is_dir():
+        fail(f"cannot write to {path}: it is a folder")
+    if (path.exists() or path.is_symlink()) and not force:
+        fail(f"{path} already exists; pass --force to overwrite it")
+    ensure_writable_dir(path.parent)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import typer
 
-from fastreasonseg.cli.common import console, fail
+from fastreasonseg.cli.common import check_output_file, console, fail
 
 twin_app = typer.Typer(no_args_is_help=True)
+
+TWIN_HELP = "Twin JSON file, or 'example' for the example twin shipped with the package."
 
 
 @twin_app.command("build")
@@ -27,8 +29,7 @@ def build(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
 ) -> None:
     """Run perception on an image or video and write its digital twin."""
-    if output.exists() and not force:
-        fail(f"{output} already exists; pass --force to overwrite it")
+    check_output_file(output, force)
     if mode not in ("detect", "grid"):
         fail(f"--mode must be 'detect' or 'grid', got {mode!r}")
     from fastreasonseg.config import PerceptionConfig
@@ -53,20 +54,23 @@ def build(
 
 
 @twin_app.command("validate")
-def validate(path: Path = typer.Argument(..., help="Twin JSON file.")) -> None:
+def validate(path: str = typer.Argument(..., help=TWIN_HELP)) -> None:
     """Check a twin file; exit 0 when valid, 1 with every problem listed when not."""
+    from fastreasonseg.api import twin_path
     from fastreasonseg.twin import load_twin
 
-    twin = load_twin(path)  # raises TwinValidationError -> message + exit 1 in cli.common.main
+    twin = load_twin(twin_path(path))  # raises TwinValidationError -> message + exit 1 in cli.common.main
     console.print(
         f"{path}: valid twin v{twin.version} ({twin.source.kind}, {len(twin.frames)} frame(s), "
-        f"{twin.num_instances()} instances, {len(twin.track_ids)} tracks)"
+        f"{twin.num_instances()} instances, {len(twin.track_ids)} tracks)",
+        markup=False,
+        highlight=False,
     )
 
 
 @twin_app.command("show")
 def show(
-    path: Path = typer.Argument(..., help="Twin JSON file."),
+    path: str = typer.Argument(..., help=TWIN_HELP),
     max_instances: int = typer.Option(60, "--max-instances", min=1, help="Most instances/tracks listed."),
     frame: int | None = typer.Option(None, "--frame", help="Video: show only this frame index."),
     tokenizer: str | None = typer.Option(
@@ -74,11 +78,12 @@ def show(
     ),
 ) -> None:
     """Print the compact text view the LLM reads, and its token count."""
+    from fastreasonseg.api import twin_path
     from fastreasonseg.twin import load_twin
     from fastreasonseg.twin.tokens import view_token_stats
     from fastreasonseg.twin.view import ViewOptions, twin_view
 
-    twin = load_twin(path)
+    twin = load_twin(twin_path(path))
     if frame is not None and frame not in [f.index for f in twin.frames]:
         fail(f"frame {frame} is not in {path} (frames {[f.index for f in twin.frames][:8]}...)")
     opts = ViewOptions(max_instances=max_instances, frame=frame)
@@ -103,8 +108,7 @@ def oracle(
     """Build a twin from ground-truth annotations (the "oracle twin")."""
     from fastreasonseg.perception.oracle import oracle_from_coco, oracle_from_davis
 
-    if output.exists() and not force:
-        fail(f"{output} already exists; pass --force to overwrite it")
+    check_output_file(output, force)
     if format == "davis":
         if sequence is None:
             fail("--sequence is required with --format davis")
