@@ -30,8 +30,9 @@ CANNED = '<reason>The mug is id 3.</reason><plan>[{"tool": "relation", "args": {
 
 
 class _Server:
-    def __init__(self, backend: Any = None) -> None:
+    def __init__(self, backend: Any = None, tokenize: str = "vllm") -> None:
         self.backend = backend
+        self.tokenize = tokenize  # "vllm": /tokenize; "extras": llama-cpp-python's /extras/tokenize/count; "none"
         self.requests: list[tuple[str, dict[str, Any]]] = []
         server = self
 
@@ -75,8 +76,10 @@ class _Server:
             return 200, b"<html>not json</html>"
         if model == "no-choices":
             return 200, {"object": "text_completion"}
-        if path == "/tokenize":
+        if path == "/tokenize" and self.tokenize == "vllm":
             return 200, {"count": len(body["prompt"].split())}
+        if path == "/extras/tokenize/count" and self.tokenize == "extras":
+            return 200, {"count": len(body["input"].split())}
         prefix = ""
         if path == "/v1/completions":
             prompt_text = body["prompt"]
@@ -109,6 +112,11 @@ class _Server:
         if stop_reason and not body.get("include_stop_str_in_output"):
             text = text[: -len(stop_reason)]
         choice: dict[str, Any] = {"index": 0, "finish_reason": reason, "stop_reason": stop_reason}
+        if model == "strip":  # the OpenAI API and llama-cpp-python's server: stop string stripped, not named
+            text = text[: -len(stop_reason)] if stop_reason and body.get("include_stop_str_in_output") else text
+            del choice["stop_reason"]
+        if model == "eos":  # the model ended its turn (vLLM: stop_reason null) with a tag still open
+            text, choice["finish_reason"], choice["stop_reason"] = "<answer>{", "stop", None
         if path == "/v1/completions":
             choice["text"] = text
         else:
@@ -182,11 +190,68 @@ def test_chat_mode_continues_the_assistant_message(server):
     assert c2.text == c.text and server.requests[-1][1]["top_k"] == 1
 
 
+def test_stop_string_restored_from_the_open_tag_when_the_server_names_none(server):
+    rt = OpenAIRuntime(server.url, "strip", timeout=5)
+    c = rt.complete(PROMPT, "", stop=["</plan>", "</answer>"], max_tokens=64)
+    assert c.text == CANNED[: CANNED.index("</plan>")] + "</plan>" and c.stopped_on == "</plan>"
+    assert c.finish_reason == "stop" and c.notes == (
+        "the server did not return the stop string; </plan> restored after the open <plan>",
+    )
+    chat = OpenAIRuntime(server.url, "strip", timeout=5, mode="chat")
+    c = chat.complete(PROMPT, "<reason>The mug is id 3.</reason><plan>", stop=["</plan>"], max_tokens=64)
+    assert c.text.endswith("}}]</plan>") and c.stopped_on == "</plan>"  # the open tag is in the prefix
+    # vLLM's stop_reason null is the end of the turn, not a stripped stop string: nothing is made up
+    c = OpenAIRuntime(server.url, "eos", timeout=5).complete(PROMPT, "", stop=["</answer>"], max_tokens=64)
+    assert (c.text, c.stopped_on, c.notes) == ("<answer>{", None, ())
+
+
+@pytest.mark.parametrize(
+    ("text", "closer"),
+    [
+        ('<reason>r</reason><answer>{"ids": [1]}', "</answer>"),
+        ("<plan>[]</plan><results>{}</results><plan>[", "</plan>"),
+        ("<plan>[]</plan>", None),
+        ("<reason>r", None),  # </reason> is not a stop string
+        ('<plan>[{"tool": "x"}]</plan><answer>{', "</answer>"),
+    ],
+)
+def test_open_tag_closer(text, closer):
+    from fastreasonseg.reasoning.runtimes.openai import open_tag_closer
+
+    assert open_tag_closer(text, ["</plan>", "</answer>"]) == closer
+
+
 def test_count_tokens_uses_the_server_tokenizer(server):
     rt = OpenAIRuntime(server.url.removesuffix("/v1"), "m", timeout=5)
     assert rt.base_url == server.url
     assert rt.count_tokens("a b c d") == 4
     assert server.requests[-1][0] == "/tokenize"
+
+
+def test_count_tokens_llama_cpp_python_route_and_no_route():
+    from fastreasonseg.reasoning.runtimes.tokens import TokenCounter, TokenCountUnavailable
+
+    extras, none = _Server(tokenize="extras"), _Server(tokenize="none")
+    try:
+        rt = OpenAIRuntime(extras.url, "m", timeout=5)
+        assert rt.count_tokens("a b c") == 3 and rt.count_tokens("d e") == 2
+        assert [p for p, _ in extras.requests] == ["/tokenize", "/extras/tokenize/count", "/extras/tokenize/count"]
+        rt = OpenAIRuntime(none.url, "m", timeout=5)
+        with pytest.raises(TokenCountUnavailable, match="has no tokenizer endpoint"):
+            rt.count_tokens("a b c")
+        n = len(none.requests)
+        with pytest.raises(TokenCountUnavailable):
+            rt.count_tokens("a b c")
+        assert len(none.requests) == n  # asked once
+        count = TokenCounter(rt)
+        assert count("abcdef") == 2 and not count.exact
+        assert count.note == (
+            "token counts are estimates (3 characters a token): "
+            f"openai:m@{none.url} has no tokenizer endpoint (/tokenize, /extras/tokenize/count)"
+        )
+    finally:
+        extras.close()
+        none.close()
 
 
 def test_api_key_header(server, monkeypatch):

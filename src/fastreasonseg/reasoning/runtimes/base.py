@@ -43,6 +43,9 @@ class Completion:
     error: str | None = None
     total_ms: float = 0.0
     """Wall time of the call (for HTTP runtimes that cannot split it into prefill and decode)."""
+    notes: tuple[str, ...] = ()
+    """What the runtime had to assume to produce this (e.g. a stop string the server stripped and did not name,
+    restored from the open tag): for the result's notes."""
 
 
 @runtime_checkable
@@ -72,5 +75,7 @@ class Runtime(Protocol):
         ...
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` with this model's tokenizer."""
+        """Tokens of ``text`` with this model's tokenizer; raises
+        :class:`~fastreasonseg.reasoning.runtimes.tokens.TokenCountUnavailable` when it cannot count (never a silent
+        estimate: :class:`~fastreasonseg.reasoning.runtimes.tokens.TokenCounter` estimates and says so)."""
         ...

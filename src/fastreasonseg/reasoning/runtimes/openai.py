@@ -22,7 +22,6 @@ Every failure (unreachable endpoint, timeout, HTTP error status, a body that is 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from fastreasonseg.errors import InputError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion, RuntimeUnavailableError
 from fastreasonseg.reasoning.runtimes.registry import Option, RuntimeKind
 from fastreasonseg.reasoning.runtimes.template import CHATML_TEMPLATE, ChatTemplate, find_stop
+from fastreasonseg.reasoning.runtimes.tokens import TokenCountUnavailable
 
 GRAMMAR_FIELDS = ("auto", "grammar", "structured_outputs", "guided_grammar")
 _RETRY_STATUS = {429, 502, 503, 504}
@@ -116,7 +116,8 @@ class OpenAIRuntime:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(self.timeout), transport=transport)
-        self._tokenize_ok: bool | None = None
+        self._tokenize_ok: str | bool | None = None
+        """The tokenizer route that answered, ``False`` when none did, ``None`` before asking."""
 
     # ---------------------------------------------------------------- HTTP
     def _post(self, path: str, body: dict[str, Any], *, retries: int | None = None) -> dict[str, Any]:
@@ -231,21 +232,22 @@ class OpenAIRuntime:
             text = ""
         if not isinstance(text, str):
             raise RuntimeUnavailableError(f"{self.base_url}: the answer's text is not a string: {_snippet(str(data))}")
-        return self._completion(text, choice, data, stop, max_tokens, total_ms)
+        return self._completion(text, choice, data, stop, max_tokens, total_ms, assistant_prefix)
 
     def _completion(
-        self, text: str, choice: dict[str, Any], data: dict[str, Any], stop: list[str], max_tokens: int, total_ms: float
+        self,
+        text: str,
+        choice: dict[str, Any],
+        data: dict[str, Any],
+        stop: list[str],
+        max_tokens: int,
+        total_ms: float,
+        assistant_prefix: str = "",
     ) -> Completion:
         reason = choice.get("finish_reason")
-        stopped_on: str | None = None
-        hit = find_stop(text, stop)
-        if hit is not None:  # the server kept the stop string (or ignored `stop`): cut just after it
-            text, stopped_on = text[: hit[0]], hit[1]
+        text, stopped_on, notes = _restore_stop(text, choice, stop, assistant_prefix)
+        if stopped_on is not None:
             reason = "stop"
-        elif reason == "stop":
-            sr = choice.get("stop_reason", choice.get("stopping_word"))
-            if isinstance(sr, str) and sr in stop:
-                text, stopped_on = text + sr, sr
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
         timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
@@ -264,31 +266,100 @@ class OpenAIRuntime:
             prefill_ms=_float(timings.get("prompt_ms")),
             decode_ms=_float(timings.get("predicted_ms")),
             total_ms=total_ms,
+            notes=notes,
         )
 
     def count_tokens(self, text: str) -> int:
-        """Tokens by the server's ``/tokenize`` (vLLM, llama.cpp server); an estimate (4 characters a token) when
-        the server has none."""
-        if self._tokenize_ok is not False:
-            root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
-            for url, body in ((root + "/tokenize", {"model": self.model, "prompt": text, "content": text}),):
-                try:
-                    r = self._client.post(url, json=body, timeout=min(self.timeout, 10.0))
-                    if r.status_code == 200:
-                        data = r.json()
-                        if isinstance(data.get("count"), int):
-                            self._tokenize_ok = True
-                            return int(data["count"])
-                        if isinstance(data.get("tokens"), list):
-                            self._tokenize_ok = True
-                            return len(data["tokens"])
-                except (self._httpx.HTTPError, ValueError, AttributeError):
-                    pass
-            self._tokenize_ok = False
-        return max(1, math.ceil(len(text) / 4)) if text else 0
+        """Tokens by the server's tokenizer endpoint: ``/tokenize`` (vLLM, llama.cpp ``llama-server``) or
+        ``/extras/tokenize/count`` (llama-cpp-python's server). Raises
+        :class:`~fastreasonseg.reasoning.runtimes.tokens.TokenCountUnavailable` when the server has neither (asked
+        once); :class:`~fastreasonseg.reasoning.runtimes.tokens.TokenCounter` then estimates and says so."""
+        if not text:
+            return 0
+        if self._tokenize_ok is False:
+            raise TokenCountUnavailable(self._no_tokenizer)
+        for path, body in self._tokenize_routes(text):
+            if self._tokenize_ok not in (None, path):
+                continue
+            n = self._tokenize(path, body)
+            if n is not None:
+                self._tokenize_ok = path
+                return n
+        self._tokenize_ok = False
+        raise TokenCountUnavailable(self._no_tokenizer)
+
+    @property
+    def _no_tokenizer(self) -> str:
+        return f"{self.name} has no tokenizer endpoint (/tokenize, /extras/tokenize/count)"
+
+    def _tokenize_routes(self, text: str) -> list[tuple[str, dict[str, Any]]]:
+        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        return [
+            (root + "/tokenize", {"model": self.model, "prompt": text, "content": text}),
+            (root + "/extras/tokenize/count", {"input": text}),
+        ]
+
+    def _tokenize(self, url: str, body: dict[str, Any]) -> int | None:
+        """The count one tokenizer route answers, or ``None`` (no such route, an error, an unexpected body)."""
+        try:
+            r = self._client.post(url, json=body, timeout=min(self.timeout, 10.0))
+            data = r.json() if r.status_code == 200 else None
+        except (self._httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        if isinstance(data.get("count"), int):
+            return int(data["count"])
+        if isinstance(data.get("tokens"), list):
+            return len(data["tokens"])
+        return None
 
     def __repr__(self) -> str:
         return f"OpenAIRuntime({self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
+
+
+def _restore_stop(
+    text: str, choice: dict[str, Any], stop: list[str], assistant_prefix: str
+) -> tuple[str, str | None, tuple[str, ...]]:
+    """``(text ending with its stop string, the stop string or None, notes)`` from what the server sent.
+
+    The executor needs the stop string that ended a turn (``</plan>`` runs the tools, ``</answer>`` ends the
+    rollout). Servers differ: vLLM keeps it on request (``include_stop_str_in_output``) or names it
+    (``stop_reason``), llama.cpp's ``llama-server`` names it (``stopping_word``); the OpenAI API and
+    llama-cpp-python's server strip it and name nothing. Then, when the turn ended on ``stop`` and the text leaves a
+    tag open whose closing tag is a stop string (the rollout grammar's next token is that closing tag), it is
+    restored, and a note says so. A server that names no stop string although it sent the field (vLLM's
+    ``stop_reason: null``: the end-of-sequence token) is taken at its word.
+    """
+    hit = find_stop(text, stop)
+    if hit is not None:  # the server kept the stop string (or ignored `stop`): cut just after it
+        return text[: hit[0]], hit[1], ()
+    if choice.get("finish_reason") != "stop":
+        return text, None, ()
+    named = [choice[k] for k in ("stop_reason", "stopping_word") if k in choice]
+    for sr in named:
+        if isinstance(sr, str) and sr in stop:
+            return text + sr, sr, ()
+    if named:
+        return text, None, ()
+    closer = open_tag_closer(assistant_prefix + text, stop)
+    if closer is None:
+        return text, None, ()
+    note = f"the server did not return the stop string; {closer} restored after the open {closer.replace('/', '')}"
+    return text + closer, closer, (note,)
+
+
+def open_tag_closer(text: str, stop: list[str]) -> str | None:
+    """The stop string that closes the tag ``text`` leaves open last (``</answer>`` after ``<answer>{"ids": [1]}``),
+    among the stop strings of the form ``</tag>``; ``None`` when no such tag is open."""
+    best: tuple[int, str] | None = None
+    for s in stop:
+        if not (s.startswith("</") and s.endswith(">")):
+            continue
+        opened = text.rfind("<" + s[2:])
+        if opened >= 0 and opened > text.rfind(s) and (best is None or opened > best[0]):
+            best = (opened, s)
+    return None if best is None else best[1]
 
 
 def _first_choice(data: dict[str, Any], url: str) -> dict[str, Any]:
