@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 
@@ -7,35 +6,31 @@ from fastreasonseg.perception.oracle import oracle_from_davis
 
 from .cli_helpers import assert_clean_failure, run_cli
 
-DAVIS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "davis2016"
-
 
 @pytest.fixture(scope="module")
-def davis_twin_file(tmp_path_factory):
-    if not DAVIS.is_dir():
-        pytest.skip(f"DAVIS-2016 not found at {DAVIS}")
+def davis_twin_file(tmp_path_factory, davis2016):
     p = tmp_path_factory.mktemp("twin") / "blackswan.json"
-    oracle_from_davis(DAVIS, "blackswan", stride=5).save(p)
+    oracle_from_davis(davis2016, "blackswan", stride=2).save(p)  # frames 0 and 2 of 3
     return p
 
 
 def test_validate_ok(davis_twin_file):
     proc = run_cli("twin", "validate", str(davis_twin_file))
     assert proc.returncode == 0, proc.stderr
-    assert "valid twin v1 (video, 10 frame(s)" in proc.stdout
+    assert "valid twin v1 (video, 2 frame(s)" in proc.stdout
 
 
 def test_validate_names_frame_instance_and_field(davis_twin_file, tmp_path):
     d = json.loads(davis_twin_file.read_text())
-    d["frames"][2]["instances"][0]["box"] = [0, 0, 9999, 10]
-    d["frames"][3]["instances"][0]["mask"]["size"] = [10, 10]
+    d["frames"][0]["instances"][0]["box"] = [0, 0, 9999, 10]
+    d["frames"][1]["instances"][0]["mask"]["size"] = [10, 10]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(d))
     proc = run_cli("twin", "validate", str(bad))
     assert_clean_failure(
         proc,
-        "frame 2 (index 10), instance id 1, field 'box'",
-        "frame 3 (index 15), instance id 1, field 'mask.size'",
+        "frame 0 (index 0), instance id 1, field 'box'",
+        "frame 1 (index 2), instance id 1, field 'mask.size'",
     )
 
 
@@ -51,24 +46,22 @@ def test_validate_bad_files(tmp_path, content):
 def test_show_prints_view_and_tokens(davis_twin_file):
     proc = run_cli("twin", "show", str(davis_twin_file))
     assert proc.returncode == 0, proc.stderr
-    assert "1 swan(99) f0-45 " in proc.stdout
+    assert "1 swan(99) f0-2 " in proc.stdout
     assert "tokens (SmolLM2-135M-Instruct)" in proc.stdout
-    frame = run_cli("twin", "show", str(davis_twin_file), "--frame", "5")
-    assert frame.returncode == 0 and "video frame 5 854x480, 1 objects." in frame.stdout
-    missing = run_cli("twin", "show", str(davis_twin_file), "--frame", "4")
-    assert_clean_failure(missing, "frame 4 is not in")
+    frame = run_cli("twin", "show", str(davis_twin_file), "--frame", "2")
+    assert frame.returncode == 0 and "video frame 2 32x24, 1 objects." in frame.stdout
+    missing = run_cli("twin", "show", str(davis_twin_file), "--frame", "1")
+    assert_clean_failure(missing, "frame 1 is not in")
 
 
-def test_oracle_davis_cli(tmp_path):
-    if not DAVIS.is_dir():
-        pytest.skip("no DAVIS")
+def test_oracle_davis_cli(tmp_path, davis2016):
     out = tmp_path / "o.json"
-    proc = run_cli("twin", "oracle", str(DAVIS), "--sequence", "cows", "--stride", "10", "-o", str(out))
+    proc = run_cli("twin", "oracle", str(davis2016), "--sequence", "blackswan", "--stride", "2", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(out.read_text())["source"]["name"] == "cows"
-    again = run_cli("twin", "oracle", str(DAVIS), "--sequence", "cows", "-o", str(out))
+    assert json.loads(out.read_text())["source"]["name"] == "blackswan"
+    again = run_cli("twin", "oracle", str(davis2016), "--sequence", "blackswan", "-o", str(out))
     assert_clean_failure(again, "already exists")
-    wrong = run_cli("twin", "oracle", str(DAVIS), "--sequence", "no-such-seq", "-o", str(tmp_path / "w.json"))
+    wrong = run_cli("twin", "oracle", str(davis2016), "--sequence", "no-such-seq", "-o", str(tmp_path / "w.json"))
     assert_clean_failure(wrong, "DAVIS frames folder not found")
 
 

@@ -233,12 +233,8 @@ def test_davis_missing_layout(tmp_path):
         open_dataset("davis", tmp_path, "val")
 
 
-DAVIS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "davis2016"
-
-
-@pytest.mark.skipif(not DAVIS.is_dir(), reason="DAVIS-2016 not available")
-def test_davis2016_real_data():
-    r = open_dataset("davis", DAVIS, "val")
+def test_davis2016_real_data(davis2016_full):
+    r = open_dataset("davis", davis2016_full, "val")
     assert len(r) == 20
     first = next(iter(r))
     assert first.id == "blackswan" and first.num_frames == 50

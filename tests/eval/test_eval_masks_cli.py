@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from fastreasonseg.cli import app
 from fastreasonseg.eval.folders import score_mask_folders
 
-DAVIS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "davis2016"
 SEQS = ("blackswan", "cows", "dog")
 NFRAMES = 6
 
@@ -25,11 +24,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def gt_dir(tmp_path_factory) -> Path:
+def gt_dir(tmp_path_factory, davis2016_full) -> Path:
     """A subset of DAVIS-2016 annotations (3 sequences x 6 frames) in a temporary folder."""
-    src = DAVIS / "Annotations" / "480p"
-    if not src.is_dir():
-        pytest.skip(f"DAVIS-2016 not found at {DAVIS}")
+    src = davis2016_full / "Annotations" / "480p"
     out = tmp_path_factory.mktemp("gt")
     for seq in SEQS:
         (out / seq).mkdir()

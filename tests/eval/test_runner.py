@@ -22,9 +22,6 @@ from fastreasonseg.eval.runner import PREDICTIONS_FILE, SUMMARY_FILE, EvalConfig
 from fastreasonseg.twin.schema import DigitalTwin, Frame, Instance, Source
 
 N = 12
-DAVIS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "davis2016"
-if not DAVIS.is_dir():
-    DAVIS = Path("/work/shared/data/davis2016")
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 
 
@@ -162,17 +159,25 @@ def test_bad_paths_are_input_errors(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_davis_oracle_with_stride(tmp_path):
-    if not (DAVIS / "Annotations" / "480p").is_dir():
-        pytest.skip(f"DAVIS-2016 not found at {DAVIS}")
-    s = run_eval(EvalConfig("davis", DAVIS, "val", predictor="oracle", stride=10, limit=2), tmp_path)
-    assert s["counts"]["evaluated"] == 2
+def _davis_oracle_run(root: Path, out: Path, stride: int, videos: int) -> list[dict]:
+    s = run_eval(EvalConfig("davis", root, "val", predictor="oracle", stride=stride, limit=2), out)
+    assert s["counts"]["evaluated"] == videos
     o = s["overall"]
-    assert o["videos"] == 2 and o["J"] == 1.0 and o["F"] == 1.0 and o["J&F"] == 1.0 and o["gIoU"] == 1.0
-    recs = [json.loads(x) for x in _lines(tmp_path / PREDICTIONS_FILE)]
+    assert o["videos"] == videos and o["J"] == 1.0 and o["F"] == 1.0 and o["J&F"] == 1.0 and o["gIoU"] == 1.0
+    recs = [json.loads(x) for x in _lines(out / PREDICTIONS_FILE)]
     for r in recs:
-        assert r["media"] == "video" and all(i % 10 == 0 for i in r["per_frame"]["index"])
+        assert r["media"] == "video" and all(i % stride == 0 for i in r["per_frame"]["index"])
         assert r["gt_ids"] == [1] and r["query"]  # DAVIS-2016 queries are the object names
+    return recs
+
+
+def test_davis_oracle_with_stride(davis2016, tmp_path):
+    (r,) = _davis_oracle_run(davis2016, tmp_path, stride=2, videos=1)
+    assert r["query"] == "swan" and r["per_frame"]["index"] == [0, 2]
+
+
+def test_davis_oracle_on_the_full_set(davis2016_full, tmp_path):
+    _davis_oracle_run(davis2016_full, tmp_path, stride=10, videos=2)
 
 
 def test_reasonseg_fixture_oracle_twins_respect_ignore(tmp_path):
@@ -208,17 +213,17 @@ def test_spec_with_adapter():
         spec_with_adapter("openai:http://x/v1?model=m", "a")
 
 
-def test_davis_with_perception_twins_from_tiny_models(tmp_path):
+@pytest.mark.parametrize("data, stride", [("davis2016", 1), ("davis2016_full", 20)])
+def test_davis_with_perception_twins_from_tiny_models(data, stride, request, tmp_path):
     """Real twins through TwinBuilder (tiny random models): the run works end to end and reports perception cost."""
-    if not (DAVIS / "Annotations" / "480p").is_dir():
-        pytest.skip(f"DAVIS-2016 not found at {DAVIS}")
     pytest.importorskip("transformers")
     from fastreasonseg.config import PerceptionConfig
     from fastreasonseg.perception.testing import make_tiny_models
 
+    root = request.getfixturevalue(data)
     models = make_tiny_models(tmp_path / "models")
     cfg = PerceptionConfig(**models, box_threshold=0.0, max_instances=4, max_side=160, keyframe_interval=2)
-    run = EvalConfig("davis", DAVIS, "val", twins="perception", perception=cfg, stride=20, max_frames=2, limit=1)
+    run = EvalConfig("davis", root, "val", twins="perception", perception=cfg, stride=stride, max_frames=2, limit=1)
     s = run_eval(run, tmp_path / "out")
     assert s["counts"]["evaluated"] == 1, s["counts"]
     assert _in_unit(s["overall"]["gIoU"]) and _in_unit(s["overall"]["J"])

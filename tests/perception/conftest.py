@@ -15,9 +15,6 @@ import pytest
 from fastreasonseg.config import PerceptionConfig
 from fastreasonseg.perception.testing import make_tiny_models
 
-DAVIS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "davis2016"
-DAVIS_FRAMES = DAVIS.resolve() / "JPEGImages" / "480p"
-
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
@@ -45,11 +42,9 @@ def coffee() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def davis_seq() -> Path:
-    seq = DAVIS_FRAMES / "blackswan"
-    if not seq.is_dir():
-        pytest.skip(f"DAVIS-2016 not found at {seq}")
-    return seq
+def davis_seq(davis2016_full) -> Path:
+    """A real 480p DAVIS-2016 frames folder (``blackswan``, 50 frames); skipped without the full set."""
+    return davis2016_full / "JPEGImages" / "480p" / "blackswan"
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:

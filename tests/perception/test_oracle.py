@@ -9,27 +9,26 @@ from pycocotools import mask as mask_utils
 from fastreasonseg.errors import InputError
 from fastreasonseg.perception.oracle import CocoOracle, oracle_from_coco, oracle_from_davis
 
-DAVIS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "davis2016"
 
-
-@pytest.fixture(scope="module")
-def davis():
-    if not DAVIS.is_dir():
-        pytest.skip(f"DAVIS-2016 not found at {DAVIS}")
-    return DAVIS
-
-
-def test_davis2016_oracle_matches_annotations(davis):
-    twin = oracle_from_davis(davis, "dog", stride=7)
-    annos = sorted((davis / "Annotations/480p/dog").glob("*.png"))
+def _check_davis2016_oracle(root: Path, sequence: str, stride: int, label: str) -> None:
+    twin = oracle_from_davis(root, sequence, stride=stride)
+    annos = sorted((root / "Annotations/480p" / sequence).glob("*.png"))
     assert twin.source.num_frames == len(annos)
-    assert [f.index for f in twin.frames] == list(range(0, len(annos), 7))
+    assert [f.index for f in twin.frames] == list(range(0, len(annos), stride))
     for fr in twin.frames:
         gt = np.asarray(Image.open(annos[fr.index])) > 0
         assert np.array_equal(twin.mask(fr.index, [1]), gt)
-        assert fr.instances[0].label == "dog"
+        assert fr.instances[0].label == label
     assert twin.track_ids == [1]
-    assert twin.frames[1].time == pytest.approx(7 / 24.0, abs=1e-3)
+    assert twin.frames[1].time == pytest.approx(stride / 24.0, abs=1e-3)
+
+
+def test_davis2016_oracle_matches_annotations(davis2016):
+    _check_davis2016_oracle(davis2016, "blackswan", stride=2, label="swan")
+
+
+def test_davis2016_oracle_matches_real_annotations(davis2016_full):
+    _check_davis2016_oracle(davis2016_full, "dog", stride=7, label="dog")
 
 
 def test_davis2017_palette_objects_and_void(tmp_path):
@@ -52,13 +51,13 @@ def test_davis2017_palette_objects_and_void(tmp_path):
     assert not twin.mask(0, [1])[0].any()  # void pixels never join an object
 
 
-def test_davis_errors(tmp_path, davis):
+def test_davis_errors(tmp_path, davis2016):
     with pytest.raises(InputError, match="DAVIS root not found"):
-        oracle_from_davis(tmp_path / "nope", "dog")
+        oracle_from_davis(tmp_path / "nope", "blackswan")
     with pytest.raises(InputError, match="sequences here"):
-        oracle_from_davis(davis, "not-a-sequence")
+        oracle_from_davis(davis2016, "not-a-sequence")
     with pytest.raises(InputError, match="stride"):
-        oracle_from_davis(davis, "dog", stride=0)
+        oracle_from_davis(davis2016, "blackswan", stride=0)
 
 
 def _coco_file(tmp_path):
