@@ -1,9 +1,9 @@
 """Loading the causal LM to train, its tokenizer and the chat template shared with the inference runtimes.
 
 A GGUF base (``smollm2`` or any ``.gguf``) is dequantised by ``transformers`` (``gguf_file=``). Such a model cannot be
-``save_pretrained`` as is (its config keeps a GGUF ``quantization_config``; DESIGN §4), and dequantising takes ~14 s,
-so the first load writes a plain float32 copy — config without the quantization config, the state dict loaded into a
-fresh model, the tokenizer and its chat template — to a cache directory, and later loads read that copy.
+``save_pretrained`` as is (its config keeps a GGUF ``quantization_config``; docs/design.md §6), and dequantising
+takes ~14 s, so the first load writes a plain float32 copy — config without the quantization config, the state dict
+loaded into a fresh model, the tokenizer and its chat template — to a cache directory, and later loads read that copy.
 """
 
 from __future__ import annotations

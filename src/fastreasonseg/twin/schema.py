@@ -1,4 +1,4 @@
-"""The digital twin, version 1 (DESIGN §2): a typed, validated model of a scene.
+"""The digital twin, version 1 (docs/design.md §2): a typed, validated model of a scene.
 
 A twin is a list of frames; an image is a video of one frame. Each frame lists instances; an
 instance ``id`` is a *track id*: the same physical object keeps its id in every frame it appears in.
