@@ -35,10 +35,11 @@ def test_defaults_are_the_paper_recipe_and_cpu_preset():
     # TRL's memory-saving default on a GPU; off on a CPU, where compute is the bottleneck
     assert gpu.sft.gradient_checkpointing and gpu.rl.gradient_checkpointing and gpu.teacher.gradient_checkpointing
     assert not (cpu.sft.gradient_checkpointing or cpu.rl.gradient_checkpointing or cpu.teacher.gradient_checkpointing)
-    from fastreasonseg.training.common import trainer_args
+    from fastreasonseg.training.grpo import grpo_args
+    from fastreasonseg.training.sft import sft_args
 
-    assert trainer_args(cpu.sft, cpu)["gradient_checkpointing"] is False
-    assert trainer_args(gpu.rl, gpu)["gradient_checkpointing"] is True
+    assert sft_args(cpu).gradient_checkpointing is False
+    assert grpo_args(gpu.rl, gpu, [1.0, 1.0, 0.5], None).gradient_checkpointing is True
 
 
 def test_config_file_and_overrides(tmp_path):

@@ -37,6 +37,13 @@ class ChainStats:
     seconds: float = 0.0
     error_messages: list[str] = field(default_factory=list)
 
+    def skip(self, message: str) -> None:
+        """Count a rollout the teacher failed on (the first five are logged)."""
+        self.errors += 1
+        self.error_messages.append(message)
+        if self.errors <= 5:
+            log.warning("%s; rollout skipped", message)
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "error_messages"} | {
             "first_errors": self.error_messages[:5]
@@ -103,18 +110,10 @@ def sample_chains(
             try:
                 res = run_rollout(runtime, twin, s.query, config=cfg)
             except Exception as exc:  # a runtime that raises: skip the rollout, count it
-                stats.errors += 1
-                msg = f"{s.sample_id}: the teacher failed ({type(exc).__name__}: {exc})"
-                stats.error_messages.append(msg)
-                if stats.errors <= 5:
-                    log.warning("%s; rollout skipped", msg)
+                stats.skip(f"{s.sample_id}: the teacher failed ({type(exc).__name__}: {exc})")
                 continue
             if res.diagnostic.startswith("the runtime failed"):
-                stats.errors += 1
-                msg = f"{s.sample_id}: {res.diagnostic}"
-                stats.error_messages.append(msg)
-                if stats.errors <= 5:
-                    log.warning("%s; rollout skipped", msg)
+                stats.skip(f"{s.sample_id}: {res.diagnostic}")
                 continue
             iou = answer_iou(twin, res.ids if res.format_ok else None, s.target_ids)
             if res.format_ok and iou > threshold:

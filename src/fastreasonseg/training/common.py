@@ -111,21 +111,18 @@ def bf16_ok(settings: Any) -> bool:
 
 
 def trainer_args(s: Any, cfg: TrainConfig) -> dict[str, Any]:
-    """The TRL/transformers training arguments every stage shares (checkpoints, logging, seed, device, precision);
-    ``s`` is the stage's settings (``cfg.sft``, ``cfg.rl`` or ``cfg.teacher``)."""
+    """The project's choices for the TRL/transformers training arguments of every stage (checkpoints by steps, no
+    reporting, the data seed, device, precision, no progress bars); ``s`` is the stage's settings (``cfg.sft``,
+    ``cfg.rl`` or ``cfg.teacher``), whose own fields (``save_steps``, ``seed``...) TRL gets by name
+    (:func:`~fastreasonseg.training.stage.trl_args`)."""
     return {
         "save_strategy": "steps",
-        "save_steps": s.save_steps,
-        "save_total_limit": s.save_total_limit,
-        "logging_steps": s.logging_steps,
-        "seed": s.seed,
         "data_seed": s.seed,
         "report_to": "none",
         "use_cpu": use_cpu(),
         "bf16": bf16_ok(cfg.model),
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
-        "gradient_checkpointing": s.gradient_checkpointing,
     }
 
 

@@ -84,14 +84,32 @@ class DataSettings:
     seed: int = 0
 
 
+OWN = {"trl": False}
+"""Field metadata of a stage setting that is this project's, not a field of TRL's config (see :func:`trl_fields`)."""
+
+
+def trl_fields(settings: Any) -> dict[str, Any]:
+    """The TRL config fields a stage's settings set, by TRL's name: every field but the project's own (metadata
+    :data:`OWN`) and ``trl``, renamed where the metadata says (``warmup_ratio`` is TRL's ``warmup_steps``, which takes
+    a ratio below 1), then the ``trl`` mapping (any other TRL field)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        name = f.metadata.get("trl", f.name)
+        if name is not False and f.name != "trl":
+            out[name] = getattr(settings, f.name)
+    return out
+
+
 @dataclass
 class SFTSettings:
-    """Student stage 1 (``trl.SFTTrainer``)."""
+    """Student stage 1 (``trl.SFTTrainer``). Each field without a docstring is the ``trl.SFTConfig`` field of the same
+    name; ``trl`` passes any other one."""
 
     output_dir: str = "runs/sft"
     learning_rate: float = 5e-5
     lr_scheduler_type: str = "linear"
-    warmup_ratio: float = 0.03
+    warmup_ratio: float = field(default=0.03, metadata={"trl": "warmup_steps"})
+    """Warm-up as a fraction of the steps (TRL's ``warmup_steps``, which reads a value below 1 as a ratio)."""
     weight_decay: float = 0.0
     num_train_epochs: float = 3.0
     max_steps: int = -1
@@ -102,27 +120,32 @@ class SFTSettings:
     save_total_limit: int = 2
     logging_steps: int = 10
     seed: int = 0
-    resume: bool = True
+    resume: bool = field(default=True, metadata=OWN)
     """Resume from the last checkpoint in ``output_dir`` when there is one."""
-    mask_results: bool = True
+    mask_results: bool = field(default=True, metadata=OWN)
     """Exclude the executor-written ``<results>`` from the loss (the model never writes them)."""
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass (TRL's default: less memory, ~20-30 % more compute)."""
-    format_eval_samples: int = 8
+    format_eval_samples: int = field(default=8, metadata=OWN)
     """After training, run this many greedy rollouts (executor, unconstrained) and log the format rate."""
-    init_adapter: str | None = None
+    init_adapter: str | None = field(default=None, metadata=OWN)
     """Start from this PEFT adapter directory (trained further) instead of a fresh LoRA, e.g. to continue a student
     on chains of new samples (with ``data.skip``). The ``lora`` settings are then ignored: the adapter keeps its own."""
+    trl: dict[str, Any] = field(default_factory=dict)
+    """Any other ``trl.SFTConfig`` field, passed as is (``{max_grad_norm: 0.5, optim: adafactor}``); it overrides the
+    project's choices (``optim``, ``bf16``...)."""
 
 
 @dataclass
 class GRPOSettings:
-    """Teacher GRPO and student RL (``trl.GRPOTrainer``)."""
+    """Teacher GRPO and student RL (``trl.GRPOTrainer``). Each field without a docstring is the ``trl.GRPOConfig``
+    field of the same name; ``trl`` passes any other one."""
 
     output_dir: str = "runs/grpo"
     learning_rate: float = 4e-5
     lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.0
+    warmup_ratio: float = field(default=0.0, metadata={"trl": "warmup_steps"})
+    """Warm-up as a fraction of the steps (TRL's ``warmup_steps``)."""
     num_train_epochs: float = 1.0
     max_steps: int = -1
     per_device_train_batch_size: int = 8
@@ -138,17 +161,21 @@ class GRPOSettings:
     save_total_limit: int = 2
     logging_steps: int = 5
     seed: int = 0
-    resume: bool = True
-    rollout: str = "executor"
+    resume: bool = field(default=True, metadata=OWN)
+    """Resume from the last checkpoint in ``output_dir`` when there is one."""
+    rollout: str = field(default="executor", metadata=OWN)
     """``executor``: each completion is a full rollout run through the project's executor (tools run, the
     executor-written ``<results>`` are masked from the loss); ``single_turn``: TRL's own batched generation of one
     turn (faster, no tools: plans are not executed)."""
-    max_rounds: int = 2
+    max_rounds: int = field(default=2, metadata=OWN)
     """Tool rounds per rollout (``executor`` rollouts)."""
     gradient_checkpointing: bool = True
     """Recompute activations in the backward pass (TRL's default: less memory, more compute)."""
-    init_adapter: str | None = None
+    init_adapter: str | None = field(default=None, metadata=OWN)
     """A PEFT adapter to start from (student RL: the SFT adapter; default for ``rl``: ``<sft.output_dir>/final``)."""
+    trl: dict[str, Any] = field(default_factory=dict)
+    """Any other ``trl.GRPOConfig`` field, passed as is (``{epsilon: 0.2, num_iterations: 2}``); it overrides the
+    project's choices."""
 
 
 @dataclass
@@ -259,6 +286,10 @@ def cpu_preset() -> TrainConfig:
 PRESETS = {"gpu": gpu_preset, "cpu": cpu_preset}
 
 
+OPEN_SECTIONS = ("trl",)
+"""Mappings whose keys are not checked here (the stage checks them against TRL's config when it builds it)."""
+
+
 def _set_path(d: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     cur = d
@@ -266,7 +297,7 @@ def _set_path(d: dict[str, Any], dotted: str, value: Any) -> None:
         if k not in cur or not isinstance(cur[k], dict):
             raise InputError(f"unknown config section {dotted!r} (sections: {', '.join(sorted(d))})")
         cur = cur[k]
-    if keys[-1] not in cur:
+    if keys[-1] not in cur and not (len(keys) > 1 and keys[-2] in OPEN_SECTIONS):
         known = ", ".join(sorted(cur))
         raise InputError(f"unknown config key {dotted!r} (known here: {known})")
     cur[keys[-1]] = value
@@ -289,7 +320,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any], where: str = "") -> None:
         path = f"{where}{k}"
         if k not in base:
             raise InputError(f"unknown config key {path!r} (known: {', '.join(sorted(base))})")
-        if isinstance(base[k], dict) and isinstance(v, dict):
+        if k in OPEN_SECTIONS and isinstance(base[k], dict) and isinstance(v, dict):
+            base[k] = {**base[k], **v}
+        elif isinstance(base[k], dict) and isinstance(v, dict):
             _merge(base[k], v, path + ".")
         else:
             base[k] = v

@@ -13,7 +13,7 @@ Use it with ``Llama(model_path=base.gguf, lora_path=adapter.gguf)`` or
 
 Merged GGUF (``export.merged = q8_0 | f16 | f32``): the adapter merged into the float base and written as a full
 llama GGUF with the base GGUF's metadata (tokenizer, chat template). Q8_0 keeps the adapter; re-quantising to Q4_1
-would round the small deltas away (DESIGN §4), so Q4_x is not offered.
+would round the small deltas away (docs/design.md §6), so Q4_x is not offered.
 """
 
 from __future__ import annotations
@@ -162,14 +162,24 @@ def peft_to_gguf_lora(
     w.add_float32("adapter.lora.alpha", alpha)
     w.add_string("general.name", Path(adapter_dir).name)
     for (layer, module), ab in sorted(_lora_pairs(tensors).items()):
-        a, b = ab["A"], ab["B"]
-        if module == "self_attn.q_proj":
-            b = permute_rows(b, n_head, n_head)
-        elif module == "self_attn.k_proj":
-            b = permute_rows(b, n_head, n_kv)
+        a, b = ab["A"], _llama_rows(module, ab["B"], n_head, n_kv)
         base = f"blk.{layer}.{LLAMA_MODULES[module]}.weight"
         w.add_tensor(f"{base}.lora_a", np.ascontiguousarray(a.astype(np_dtype)), raw_dtype=qtype)
         w.add_tensor(f"{base}.lora_b", np.ascontiguousarray(b.astype(np_dtype)), raw_dtype=qtype)
+    return _finish(w, tmp, out)
+
+
+def _llama_rows(module: str, t: Any, n_head: int, n_kv: int) -> Any:
+    """llama.cpp's row order for the q / k projections (its rotary layout); other modules as they are."""
+    if module == "self_attn.q_proj":
+        return permute_rows(t, n_head, n_head)
+    if module == "self_attn.k_proj":
+        return permute_rows(t, n_head, n_kv)
+    return t
+
+
+def _finish(w: Any, tmp: Path, out: Path) -> Path:
+    """Write a GGUF writer's file to ``tmp``, then move it to ``out`` (never a half-written ``out``)."""
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -267,18 +277,8 @@ def write_llama_gguf(
         put(f"blk.{i}.attn_norm.weight", state[p + "input_layernorm.weight"], False)
         put(f"blk.{i}.ffn_norm.weight", state[p + "post_attention_layernorm.weight"], False)
         for module, gname in LLAMA_MODULES.items():
-            t = state[p + module + ".weight"]
-            if module == "self_attn.q_proj":
-                t = permute_rows(t, n_head, n_head)
-            elif module == "self_attn.k_proj":
-                t = permute_rows(t, n_head, n_kv)
-            put(f"blk.{i}.{gname}.weight", t, True)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    os.replace(tmp, out)
-    return out
+            put(f"blk.{i}.{gname}.weight", _llama_rows(module, state[p + module + ".weight"], n_head, n_kv), True)
+    return _finish(w, tmp, out)
 
 
 def _save_float16(src: Path, dst: Path) -> None:

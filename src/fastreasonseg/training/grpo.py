@@ -6,7 +6,7 @@ executor (:func:`fastreasonseg.reasoning.executor.run_rollout`) on the model bei
 appends ``<results>``, the model continues to ``<answer>``. The tokens the executor wrote are masked out of the policy
 loss (``env_mask``), so the model is trained only on what it wrote — the same tool loop, prompt and chat template as
 inference. (TRL's own ``tools=`` needs a tool-aware chat template, which SmolLM2's ChatML is not, and it would change
-the rollout format; DESIGN §4.) ``rollout = "single_turn"`` uses TRL's batched generation of one turn instead
+the rollout format; docs/design.md §6.) ``rollout = "single_turn"`` uses TRL's batched generation of one turn instead
 (faster; plans are not executed).
 
 Rewards are :mod:`fastreasonseg.training.rewards` (format + accuracy for the teacher; + γ·reasoning for the student),
@@ -16,24 +16,17 @@ weighted by ``reward_weights``. Runs are seeded and resume from the newest check
 from __future__ import annotations
 
 import logging
-import time
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastreasonseg.training.common import (
-    ModelBundle,
-    last_checkpoint,
-    model_bundle,
-    policy_runtime,
-    resume_message,
-    save_final_adapter,
-    trainer_args,
-    write_run_info,
-)
+from fastreasonseg.errors import InputError
+from fastreasonseg.training.common import ModelBundle, config_samples, model_bundle, policy_runtime
 from fastreasonseg.training.config import GRPOSettings, TrainConfig
-from fastreasonseg.training.data import PromptBuilder, TrainSample, build_grpo_dataset, load_samples
+from fastreasonseg.training.data import PromptBuilder, TrainSample, build_grpo_dataset
 from fastreasonseg.training.rewards import Judge, build_rewards, failure_counts
-from fastreasonseg.training.sft import StageResult
+from fastreasonseg.training.stage import StageResult, stage_model, train_stage, trl_args
 
 log = logging.getLogger(__name__)
 
@@ -118,36 +111,48 @@ class ExecutorRollouts:
         return out
 
 
-def grpo_args(s: GRPOSettings, cfg: TrainConfig, weights: list[float], max_steps: int | None) -> Any:
+def grpo_args(
+    s: GRPOSettings, cfg: TrainConfig, weights: list[float], max_steps: int | None, section: str = "rl"
+) -> Any:
+    """``trl.GRPOConfig`` of a GRPO stage's settings (see :func:`~.stage.trl_args`) with the rewards' weights."""
     from trl import GRPOConfig
 
     gen_batch = s.per_device_train_batch_size * s.gradient_accumulation_steps
     if gen_batch % s.num_generations:
-        from fastreasonseg.errors import InputError
-
         raise InputError(
             f"per_device_train_batch_size × gradient_accumulation_steps ({gen_batch}) must be a multiple of "
             f"num_generations ({s.num_generations})"
         )
-    return GRPOConfig(
-        output_dir=s.output_dir,
-        learning_rate=s.learning_rate,
-        lr_scheduler_type=s.lr_scheduler_type,
-        warmup_steps=s.warmup_ratio,
-        num_train_epochs=s.num_train_epochs,
-        max_steps=max_steps if max_steps is not None else s.max_steps,
-        per_device_train_batch_size=s.per_device_train_batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps,
-        num_generations=s.num_generations,
-        max_completion_length=s.max_completion_length,
-        temperature=s.temperature,
-        top_p=s.top_p,
-        beta=s.beta,
-        loss_type=s.loss_type,
-        reward_weights=weights,
-        log_completions=False,
-        **trainer_args(s, cfg),
-    )
+    steps = {} if max_steps is None else {"max_steps": max_steps}
+    return trl_args(GRPOConfig, s, cfg, section, reward_weights=weights, log_completions=False, **steps)
+
+
+def _init_adapter(cfg: TrainConfig, stage: str, s: GRPOSettings) -> str | None:
+    """``s.init_adapter``; for student RL without one, the SFT adapter ``<sft.output_dir>/final`` when it exists."""
+    if stage != "rl" or s.init_adapter is not None:
+        return s.init_adapter
+    cand = Path(cfg.sft.output_dir) / "final"
+    if (cand / "adapter_config.json").is_file():
+        return str(cand)
+    log.warning("student RL without an SFT adapter: GRPO from the base model gets ~zero reward (docs/design.md §6)")
+    return None
+
+
+def _rollout_metrics(funcs: list[Any], rollout_func: ExecutorRollouts | None) -> Callable[[Any], dict[str, Any]]:
+    def metrics(trainer: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        hist = [h for h in trainer.state.log_history if "reward" in h]
+        if hist:
+            out["first_reward"] = hist[0]["reward"]
+            out["last_reward"] = hist[-1]["reward"]
+        out["reward_failures"] = failure_counts(funcs)
+        if rollout_func is not None:
+            out["rollouts"] = rollout_func.calls
+            out["rollout_format_rate"] = rollout_func.format_ok / max(1, rollout_func.calls)
+            out["tool_calls"] = rollout_func.tool_calls
+        return out
+
+    return metrics
 
 
 def run_grpo(
@@ -163,28 +168,18 @@ def run_grpo(
     """GRPO for ``stage`` = ``teacher`` (format + accuracy) or ``rl`` (+ γ·reasoning judge against ``references``)."""
     from trl import GRPOTrainer
 
-    from fastreasonseg.training.models import load_model, lora_config
-
     if stage not in ("teacher", "rl"):
         raise ValueError(f"stage must be 'teacher' or 'rl', got {stage!r}")
     s: GRPOSettings = cfg.teacher if stage == "teacher" else cfg.rl
     bundle = model_bundle(cfg)
     if samples is None:
-        samples = load_samples(
-            cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed, skip=cfg.data.skip
-        )
+        samples = config_samples(cfg)
     builder = PromptBuilder(bundle.tokenizer, bundle.template, n_ctx=cfg.model.n_ctx)
     ds = build_grpo_dataset(samples, builder, references)
     funcs, weights = build_rewards(cfg.rewards, reasoning=stage == "rl", judge=judge)
-    args = grpo_args(s, cfg, weights, max_steps)
-
-    init = s.init_adapter
-    if stage == "rl" and init is None:
-        cand = Path(cfg.sft.output_dir) / "final"
-        init = str(cand) if (cand / "adapter_config.json").is_file() else None
-        if init is None:
-            log.warning("student RL without an SFT adapter: GRPO from the base model gets ~zero reward (DESIGN §4)")
-    model = load_model(bundle.path, cfg.model.dtype, adapter=init, trainable=True)
+    args = grpo_args(s, cfg, weights, max_steps, stage)
+    init = _init_adapter(cfg, stage, s)
+    model, peft_config = stage_model(cfg, bundle, init)
     rollout_func = None
     if s.rollout == "executor":
         by_id = {x.sample_id: x for x in samples}
@@ -192,11 +187,7 @@ def run_grpo(
             bundle, by_id, dict(zip(ds["prompt"], ds["sample_id"], strict=True)), s, cfg.model.n_ctx
         )
     elif s.rollout != "single_turn":
-        from fastreasonseg.errors import InputError
-
         raise InputError(f"unknown rollout mode {s.rollout!r} (executor, single_turn)")
-    import os
-
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     trainer = GRPOTrainer(
         model=model,
@@ -204,38 +195,17 @@ def run_grpo(
         args=args,
         train_dataset=ds,
         processing_class=bundle.tokenizer,
-        peft_config=None if init else lora_config(cfg.lora),
+        peft_config=peft_config,
         callbacks=callbacks,
         rollout_func=rollout_func,
     )
-    resume = last_checkpoint(s.output_dir) if s.resume else None
-    if resume:
-        msg, warn = resume_message(resume, args.max_steps, f"{stage} GRPO")
-        (log.warning if warn else log.info)(msg)
-    t0 = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - t0
-    final = save_final_adapter(trainer.model, bundle.tokenizer, bundle.template.source, s.output_dir)
-    metrics: dict[str, Any] = dict(out.metrics)
-    hist = [h for h in trainer.state.log_history if "reward" in h]
-    if hist:
-        metrics["first_reward"] = hist[0]["reward"]
-        metrics["last_reward"] = hist[-1]["reward"]
-    metrics["reward_failures"] = failure_counts(funcs)
-    if rollout_func is not None:
-        metrics["rollouts"] = rollout_func.calls
-        metrics["rollout_format_rate"] = rollout_func.format_ok / max(1, rollout_func.calls)
-        metrics["tool_calls"] = rollout_func.tool_calls
-    write_run_info(
-        s.output_dir,
-        stage,
-        {
-            "global_step": trainer.state.global_step,
-            "resumed_from": resume,
-            "init_adapter": init,
-            "train_seconds": seconds,
-            **metrics,
-        },
-        cfg,
+    return train_stage(
+        trainer,
+        stage=stage,
+        label=f"{stage} GRPO",
+        settings=s,
+        cfg=cfg,
+        bundle=bundle,
+        init_adapter=init,
+        metrics=_rollout_metrics(funcs, rollout_func),
     )
-    return StageResult(Path(s.output_dir), final, trainer.state.global_step, resume, seconds, metrics)

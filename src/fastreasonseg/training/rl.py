@@ -1,6 +1,6 @@
 """Student stage 2: GRPO with the joint reward format + accuracy + γ·reasoning, warm-started from the SFT adapter.
 
-GRPO from the base model gets zero reward everywhere (DESIGN §4), so ``rl.init_adapter`` defaults to
+GRPO from the base model gets zero reward everywhere (docs/design.md §6), so ``rl.init_adapter`` defaults to
 ``<sft.output_dir>/final``. The reasoning judge compares the student's chain with the teacher's chain of the same
 sample: the chains file (``data.chains`` / ``chains.output``) when it exists, else the sample's reference rollout.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastreasonseg.training.config import TrainConfig
-from fastreasonseg.training.sft import StageResult
+from fastreasonseg.training.stage import StageResult
 
 log = logging.getLogger(__name__)
 

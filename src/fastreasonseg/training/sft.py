@@ -10,37 +10,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from fastreasonseg.training.common import (
-    ModelBundle,
-    format_probe,
-    last_checkpoint,
-    model_bundle,
-    resume_message,
-    save_final_adapter,
-    trainer_args,
-    write_run_info,
-)
+from fastreasonseg.training.common import ModelBundle, config_samples, format_probe, model_bundle
 from fastreasonseg.training.config import TrainConfig
-from fastreasonseg.training.data import Chain, PromptBuilder, TrainSample, build_sft_dataset, load_samples, read_chains
+from fastreasonseg.training.data import Chain, PromptBuilder, TrainSample, build_sft_dataset, read_chains
+from fastreasonseg.training.stage import StageResult, stage_model, train_stage, trl_args
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StageResult:
-    """What a training stage produced."""
-
-    output_dir: Path
-    adapter_dir: Path
-    global_step: int
-    resumed_from: str | None
-    train_seconds: float
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 MIN_SHARED_PREFIX = 16
@@ -143,6 +120,14 @@ def sft_dataset(cfg: TrainConfig, bundle: ModelBundle, samples: list[TrainSample
     return build_sft_dataset(samples, chains, builder, mask_results=cfg.sft.mask_results, max_length=cfg.sft.max_length)
 
 
+def sft_args(cfg: TrainConfig, max_steps: int | None = None) -> Any:
+    """``trl.SFTConfig`` of ``cfg.sft`` (see :func:`~.stage.trl_args`): loss on completions only, AdamW."""
+    from trl import SFTConfig
+
+    steps = {} if max_steps is None else {"max_steps": max_steps}
+    return trl_args(SFTConfig, cfg.sft, cfg, "sft", completion_only_loss=True, optim="adamw_torch", **steps)
+
+
 def run_sft(
     cfg: TrainConfig,
     *,
@@ -152,37 +137,16 @@ def run_sft(
     max_steps: int | None = None,
 ) -> StageResult:
     """Train the student on ``chains`` (default: ``data.chains`` or ``chains.output``) for ``data.samples``."""
-    from trl import SFTConfig
-
-    from fastreasonseg.training.models import load_model, lora_config
-
     s = cfg.sft
     bundle = model_bundle(cfg)
     if samples is None:
-        samples = load_samples(
-            cfg.data.samples, cfg.data.split, limit=cfg.data.limit, seed=cfg.data.seed, skip=cfg.data.skip
-        )
+        samples = config_samples(cfg)
     if chains is None:
         chains = read_chains(cfg.data.chains or cfg.chains.output)
     ds = sft_dataset(cfg, bundle, samples, chains)
     log.info("SFT on %d examples (from %d chains)", len(ds), len(chains))
-
-    args = SFTConfig(
-        output_dir=s.output_dir,
-        learning_rate=s.learning_rate,
-        lr_scheduler_type=s.lr_scheduler_type,
-        warmup_steps=s.warmup_ratio,
-        weight_decay=s.weight_decay,
-        num_train_epochs=s.num_train_epochs,
-        max_steps=max_steps if max_steps is not None else s.max_steps,
-        per_device_train_batch_size=s.per_device_train_batch_size,
-        gradient_accumulation_steps=s.gradient_accumulation_steps,
-        max_length=s.max_length,
-        completion_only_loss=True,
-        optim="adamw_torch",
-        **trainer_args(s, cfg),
-    )
-    model = load_model(bundle.path, cfg.model.dtype, adapter=s.init_adapter, trainable=True)
+    args = sft_args(cfg, max_steps)
+    model, peft_config = stage_model(cfg, bundle, s.init_adapter)
     if s.init_adapter:
         log.info("SFT continues the adapter %s (its LoRA settings; `lora` is ignored)", s.init_adapter)
     trainer = _completion_sft_trainer_class()(
@@ -190,36 +154,27 @@ def run_sft(
         args=args,
         train_dataset=ds,
         processing_class=bundle.tokenizer,
-        peft_config=None if s.init_adapter else lora_config(cfg.lora),
+        peft_config=peft_config,
         callbacks=callbacks,
     )
-    resume = last_checkpoint(s.output_dir) if s.resume else None
-    if resume:
-        msg, warn = resume_message(resume, args.max_steps, "SFT")
-        (log.warning if warn else log.info)(msg)
-    t0 = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - t0
-    final = save_final_adapter(trainer.model, bundle.tokenizer, bundle.template.source, s.output_dir)
-    metrics: dict[str, Any] = dict(out.metrics)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    metrics["first_loss"] = losses[0] if losses else None
-    metrics["last_loss"] = losses[-1] if losses else None
-    metrics["examples"] = len(ds)
-    if s.format_eval_samples > 0:
-        probe = format_probe(trainer.model, bundle, samples[: s.format_eval_samples], n_ctx=cfg.model.n_ctx)
-        metrics.update({f"probe_{k}": v for k, v in probe.items()})
-        log.info("SFT probe: %s", probe)
-    write_run_info(
-        s.output_dir,
-        "sft",
-        {
-            "global_step": trainer.state.global_step,
-            "resumed_from": resume,
-            "init_adapter": s.init_adapter,
-            "train_seconds": seconds,
-            **metrics,
-        },
-        cfg,
+
+    def metrics(trainer: Any) -> dict[str, Any]:
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        out: dict[str, Any] = {"first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+        out["examples"] = len(ds)
+        if s.format_eval_samples > 0:
+            probe = format_probe(trainer.model, bundle, samples[: s.format_eval_samples], n_ctx=cfg.model.n_ctx)
+            out.update({f"probe_{k}": v for k, v in probe.items()})
+            log.info("SFT probe: %s", probe)
+        return out
+
+    return train_stage(
+        trainer,
+        stage="sft",
+        label="SFT",
+        settings=s,
+        cfg=cfg,
+        bundle=bundle,
+        init_adapter=s.init_adapter,
+        metrics=metrics,
     )
-    return StageResult(Path(s.output_dir), final, trainer.state.global_step, resume, seconds, metrics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastreasonseg.training.config import TrainConfig
-from fastreasonseg.training.sft import StageResult
+from fastreasonseg.training.stage import StageResult
 
 
 def run_teacher(cfg: TrainConfig, **kwargs: Any) -> StageResult:
