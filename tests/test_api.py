@@ -131,3 +131,31 @@ def test_unwritable_output_folder_names_the_reason(frs, tmp_path):
         r.save(tmp_path / "f" / "out")
     with pytest.raises(InputError, match="it is a file, not a folder"):
         r.save(tmp_path / "f")
+
+
+def test_cold_prefill_reports_no_cached_tokens():
+    """The first question on a fresh runtime reuses nothing (the twin prefix it snapshots was computed for it)."""
+    fresh = FastReasonSeg()
+    twin = fresh.load_twin("example")
+    first = fresh.ask(twin, "the spoon")
+    assert first.rollout.cached_tokens == 0 and first.rollout.prompt_tokens > 100
+    second = fresh.ask(twin, "the saucer")
+    assert second.rollout.cached_tokens > 0.5 * second.rollout.prompt_tokens
+
+
+def test_davis_oracle_twin_overlays_are_drawn_on_the_frames(frs, tmp_path, davis2016):
+    from PIL import Image
+
+    from fastreasonseg.perception.oracle import oracle_from_davis
+
+    twin = oracle_from_davis(davis2016, "blackswan", stride=2)  # frames 0 and 2
+    twin.save(tmp_path / "swan.json")
+    jpg = np.asarray(Image.open(davis2016 / "JPEGImages" / "480p" / "blackswan" / "00002.jpg").convert("RGB"))
+    for t in (twin, frs.load_twin(tmp_path / "swan.json")):
+        frames = SourceFrames.find(t)
+        assert frames is not None and sorted(frames) == [0, 2]
+        assert np.array_equal(frames[2], jpg)
+    r = frs.ask(twin, "the bird")
+    assert r.frames is not None
+    r.save(tmp_path / "o")
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["overlay_on_source"] is True

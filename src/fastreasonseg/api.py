@@ -56,12 +56,29 @@ def resolve_reasoner_spec(spec: str | None) -> str:
     return resolve_spec(spec)
 
 
+def _first_frame_size(folder: Path) -> tuple[int, int] | None:
+    """``(H, W)`` of the first image of a folder of frames (read from its header), None when there is none."""
+    from PIL import Image
+
+    from fastreasonseg.perception.media import list_frame_files
+
+    try:
+        files = list_frame_files(folder)
+        if not files:
+            return None
+        with Image.open(files[0]) as im:
+            return im.height, im.width
+    except OSError:
+        return None
+
+
 class SourceFrames(Mapping[int, np.ndarray]):
     """The source frames of a twin, read lazily (only when a tool or an overlay needs pixels).
 
-    Looks for the source in ``twin.meta["source_path"]`` (set by :meth:`FastReasonSeg.build_twin`),
-    then ``twin.meta["image"]`` or ``twin.source.name`` next to the twin file. Frames are read once, at
-    the indices the twin lists, and checked against the twin's frame size.
+    Looks for the source in ``twin.meta["source_path"]`` (set by :meth:`FastReasonSeg.build_twin`), then
+    ``twin.meta["image"]`` or ``twin.source.name`` next to the twin file, then, for a DAVIS oracle twin
+    (``twin oracle``), the sequence's frames under ``twin.meta["davis_root"]``. Frames are read once, at the indices
+    the twin lists, and checked against the twin's frame size.
     """
 
     def __init__(self, twin: DigitalTwin, path: Path) -> None:
@@ -79,6 +96,14 @@ class SourceFrames(Mapping[int, np.ndarray]):
             for name in (twin.meta.get("image"), twin.source.name):
                 if name:
                     candidates.append(base / str(name))
+        if twin.meta.get("oracle") == "davis" and twin.meta.get("davis_root") and twin.meta.get("sequence"):
+            root = Path(str(twin.meta["davis_root"]))
+            roots = [root] + ([Path(twin_file).resolve().parent / root] if twin_file and not root.is_absolute() else [])
+            for r in roots:
+                for res in ("480p", "Full-Resolution", "1080p"):
+                    d = r / "JPEGImages" / res / str(twin.meta["sequence"])
+                    if d.is_dir() and _first_frame_size(d) == twin.size:  # the resolution the annotations have
+                        candidates.append(d)
         for c in candidates:
             if c.exists():
                 return cls(twin, c)

@@ -6,13 +6,14 @@ import subprocess
 import sys
 
 
-def run_cli(*args: str, timeout: float = 300, cwd=None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 300, cwd=None, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fastreasonseg", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=cwd,
+        env=env,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -155,3 +156,22 @@ def test_davis2017_palette_gt_void_is_ignored(tmp_path):
         Image.fromarray((fg * 255).astype(np.uint8)).save(pred / p.name)
     rep = score_mask_folders(tmp_path / "pred", fixture)
     assert rep.J == 1.0 and rep.F == 1.0
+
+
+def test_progress_bar_on_a_terminal(gt_dir):
+    """A terminal gets a progress bar on stderr (frames done of all); a pipe gets none (as in every other test)."""
+    env = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "120"}  # rich: a terminal
+    cmd = [sys.executable, "-m", "fastreasonseg", "eval", "masks", "--pred", str(gt_dir), "--gt", str(gt_dir), "--json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["J"] == 1.0
+    total = len(SEQS) * NFRAMES
+    assert "eval masks" in res.stderr and f"{total}/{total}" in res.stderr, res.stderr
+
+
+def test_progress_callback_counts_frames(gt_dir):
+    calls = []
+    score_mask_folders(gt_dir, gt_dir, progress=lambda seq, done, total: calls.append((seq, done, total)))
+    total = len(SEQS) * NFRAMES
+    assert [c[1] for c in calls] == list(range(1, total + 1)) and {c[2] for c in calls} == {total}
+    assert [c[0] for c in calls[::NFRAMES]] == list(SEQS)

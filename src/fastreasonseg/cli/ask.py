@@ -22,14 +22,15 @@ def _print_result(result, as_json: bool, out: Path | None) -> None:
     console.print(result.reasoning, markup=False, highlight=False)
     if result.no_target:
         diag = result.rollout.diagnostic
-        console.print("[yellow]no target[/]" + (f": {diag}" if diag else ""), highlight=False)
+        console.print("[yellow]no target[/]" + (f": {escape(diag)}" if diag else ""), highlight=False)
     else:
         labels = result.labels
         console.print(
-            "[bold green]answer:[/] " + ", ".join(f"{i} ({labels.get(i, '?')})" for i in result.ids), highlight=False
+            "[bold green]answer:[/] " + ", ".join(f"{i} ({escape(labels.get(i, '?'))})" for i in result.ids),
+            highlight=False,
         )
     for note in result.rollout.notes:
-        console.print(f"[dim]note: {note}[/]", highlight=False, markup=False)
+        console.print(f"[dim]note: {escape(note)}[/]", highlight=False)
     r = result.rollout
     console.print(
         f"[dim]{r.prompt_tokens} prompt tokens ({r.cached_tokens} cached), {r.completion_tokens} generated; "
@@ -37,7 +38,7 @@ def _print_result(result, as_json: bool, out: Path | None) -> None:
         highlight=False,
     )
     if out is not None:
-        console.print(f"wrote {out}/ (masks/, overlay, result.json)", highlight=False)
+        console.print(f"wrote {escape(str(out))}/ (masks/, overlay, result.json)", highlight=False)
 
 
 FORCE_HELP = (

@@ -30,6 +30,32 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+def progress_bar(title: str):  # -> rich.progress.Progress
+    """A progress bar on stderr (``title``, each task's description, done/total, elapsed, remaining), shown only when
+    stderr is a terminal and erased when done, so pipes and ``--json`` output stay clean."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn(f"[bold]{escape(title)}[/] {{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        redirect_stdout=False,  # the bar is on stderr; stdout (tables, --json) is never touched
+        redirect_stderr=False,
+        disable=not err_console.is_terminal,
+    )
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print an error message (no traceback) and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from fastreasonseg.cli.common import console, fail
+from fastreasonseg.cli.common import console, fail, progress_bar
 
 data_app = typer.Typer(no_args_is_help=True)
 
@@ -23,8 +23,20 @@ def synthetic(
     """Generate synthetic scenes with implicit queries, answers and reference rationales."""
     from fastreasonseg.data.synthetic.dataset import write_dataset
 
+    bar = progress_bar("synthetic")
+    sizes = {"train": train, "val": val, "test": test}
     try:
-        man = write_dataset(output, seed=seed, train=train, val=val, test=test, force=force)
+        with bar:
+            tasks = {split: bar.add_task(split, total=n) for split, n in sizes.items()}
+            man = write_dataset(
+                output,
+                seed=seed,
+                train=train,
+                val=val,
+                test=test,
+                force=force,
+                progress=lambda split, done: bar.update(tasks[split], completed=done),
+            )
     except FileExistsError as exc:
         fail(str(exc))
         return

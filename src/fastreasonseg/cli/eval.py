@@ -10,7 +10,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from fastreasonseg.cli.common import console, err_console, fail
+from fastreasonseg.cli.common import console, err_console, fail, progress_bar
 from fastreasonseg.errors import InputError
 
 eval_app = typer.Typer(no_args_is_help=True)
@@ -45,8 +45,15 @@ def masks(
     """
     from fastreasonseg.eval.folders import score_mask_folders
 
+    bar = progress_bar("eval masks")
     try:
-        report = score_mask_folders(pred, gt, sequences=sequence or None)
+        with bar:
+            task = bar.add_task("", total=None)
+
+            def progress(seq: str, done: int, total: int) -> None:
+                bar.update(task, description=escape(seq), completed=done, total=total)
+
+            report = score_mask_folders(pred, gt, sequences=sequence or None, progress=progress)
     except InputError as exc:
         fail(str(exc))
         return

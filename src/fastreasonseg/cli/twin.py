@@ -102,6 +102,9 @@ def oracle(
     format: str = typer.Option("davis", "--format", help="davis or coco."),
     sequence: str | None = typer.Option(None, "--sequence", help="DAVIS: sequence name under SOURCE."),
     image_id: int | None = typer.Option(None, "--image-id", help="COCO: image id."),
+    images: Path | None = typer.Option(
+        None, "--images", help="COCO: the images folder; the twin then records its image, so overlays are drawn on it."
+    ),
     stride: int = typer.Option(1, "--stride", min=1),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
 ) -> None:
@@ -117,6 +120,11 @@ def oracle(
         if image_id is None:
             fail("--image-id is required with --format coco")
         twin = oracle_from_coco(source, image_id)
+        if images is not None:
+            image = images / twin.source.name
+            if not image.is_file():
+                fail(f"image {twin.source.name} of image id {image_id} is not in {images}")
+            twin.meta["source_path"] = str(image.resolve())
     else:
         fail(f"--format must be davis or coco, got {format!r}")
     twin.save(output)

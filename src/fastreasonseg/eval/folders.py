@@ -181,9 +181,9 @@ def score_mask_folders(
 ) -> FolderReport:
     """Score ``pred/<seq>/<frame>.png`` against ``gt/<seq>/<frame>.png`` (see the module docstring).
 
-    ``sequences`` restricts the scoring to those ground-truth sequences. ``progress(seq, done, total)`` is called
-    after each sequence. Raises :class:`InputError` for a missing/empty ground truth, an unknown sequence or an
-    unreadable ground-truth frame; problems with predictions are recorded in the report instead.
+    ``sequences`` restricts the scoring to those ground-truth sequences. ``progress(sequence, frames done, frames in
+    all)`` is called after each frame. Raises :class:`InputError` for a missing/empty ground truth, an unknown
+    sequence or an unreadable ground-truth frame; problems with predictions are recorded in the report instead.
     """
     gt_dir = resolve_gt_dir(gt)
     pred_dir = Path(pred)
@@ -202,8 +202,11 @@ def score_mask_folders(
     report = FolderReport(pred_dir=pred_dir, gt_dir=gt_dir)
     pred_seqs = set(_list_sequences(pred_dir))
     report.extra_sequences = sorted(pred_seqs - set(available))
-    for k, seq in enumerate(wanted):
-        gt_frames = sorted(p for p in (gt_dir / seq).iterdir() if p.suffix.lower() == ".png")
+    listed = {seq: sorted(p for p in (gt_dir / seq).iterdir() if p.suffix.lower() == ".png") for seq in wanted}
+    total = sum(len(v) for v in listed.values())
+    done = 0
+    for seq in wanted:
+        gt_frames = listed[seq]
         if not gt_frames:
             raise InputError(f"no PNG masks in the ground-truth sequence folder {gt_dir / seq}")
         if seq not in pred_seqs:
@@ -234,7 +237,8 @@ def score_mask_folders(
             rep.frames.append(gpath.name)
             rep.j.append(float(region_j(p, g, void)))
             rep.f.append(boundary_prf(p, g, void=void)[2])
+            done += 1
+            if progress is not None:
+                progress(seq, done, total)
         report.sequences[seq] = rep
-        if progress is not None:
-            progress(seq, k + 1, len(wanted))
     return report

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,13 +344,23 @@ def iter_split(
 
 
 def generate_dataset(
-    seed: int = 0, train: int = 2000, val: int = 200, test: int = 300
+    seed: int = 0,
+    train: int = 2000,
+    val: int = 200,
+    test: int = 300,
+    progress: Callable[[str, int], None] | None = None,
 ) -> tuple[dict[str, list[SyntheticSample]], dict[str, Any]]:
-    """All three splits and the manifest (held-out sets, sizes, statistics)."""
+    """All three splits and the manifest (held-out sets, sizes, statistics); ``progress(split, samples done in it)``
+    is called after each sample."""
     kb = load_knowledge()
     holdout = make_holdout(seed, kb)
     sizes = {"train": train, "val": val, "test": test}
-    splits = {s: list(iter_split(s, n, seed, holdout, kb)) for s, n in sizes.items()}
+    splits: dict[str, list[SyntheticSample]] = {s: [] for s in sizes}
+    for s, n in sizes.items():
+        for sample in iter_split(s, n, seed, holdout, kb):
+            splits[s].append(sample)
+            if progress is not None:
+                progress(s, len(splits[s]))
     return splits, manifest(seed, holdout, splits, kb)
 
 
@@ -403,16 +413,24 @@ def load_jsonl(path: str | Path) -> list[SyntheticSample]:
 
 
 def write_dataset(
-    out_dir: str | Path, *, seed: int = 0, train: int = 2000, val: int = 200, test: int = 300, force: bool = False
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    train: int = 2000,
+    val: int = 200,
+    test: int = 300,
+    force: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> dict:
-    """Generate and write ``train.jsonl``, ``val.jsonl``, ``test.jsonl`` and ``manifest.json``; returns the manifest."""
+    """Generate and write ``train.jsonl``, ``val.jsonl``, ``test.jsonl`` and ``manifest.json``; returns the manifest.
+    ``progress`` as in :func:`generate_dataset`."""
     out = Path(out_dir)
     names = [out / f"{s}.jsonl" for s in SPLITS] + [out / "manifest.json"]
     existing = [str(p) for p in names if p.exists()]
     if existing and not force:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass force=True (--force) to overwrite")
     out.mkdir(parents=True, exist_ok=True)
-    splits, man = generate_dataset(seed, train, val, test)
+    splits, man = generate_dataset(seed, train, val, test, progress=progress)
     for s in SPLITS:
         save_jsonl(splits[s], out / f"{s}.jsonl")
     (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n", encoding="utf-8")

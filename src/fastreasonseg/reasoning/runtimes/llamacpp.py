@@ -277,8 +277,10 @@ class LlamaCppRuntime:
         self.llm._requires_eval = True
         return True
 
-    def _prepare_prefix(self, tokens: list[int], boundary_text: str | None) -> None:
-        """Bring the live context to the longest reusable prefix of ``tokens``; snapshot the twin prefix."""
+    def _prepare_prefix(self, tokens: list[int], boundary_text: str | None) -> int:
+        """Bring the live context to the longest reusable prefix of ``tokens``; snapshot the twin prefix. Returns how
+        many leading tokens were reused (already evaluated before this call: the ones a snapshot evaluates now are
+        not)."""
         llm = self.llm
         live = common_prefix_len(llm._input_ids, tokens)
         if self._snapshots.capacity:
@@ -286,10 +288,10 @@ class LlamaCppRuntime:
             if snap is not None and n_snap > live and self._restore(snap):
                 live = n_snap
         if not boundary_text or not self._snapshots.capacity:
-            return
+            return live
         b = common_prefix_len(self.tokenize(boundary_text), tokens)
         if b < _MIN_SNAPSHOT_TOKENS or b >= len(tokens) or tokens[:b] in self._snapshots:
-            return
+            return live
         live = min(live, b)
         llm.n_tokens = live
         llm._ctx.kv_cache_seq_rm(-1, live, -1)
@@ -297,6 +299,7 @@ class LlamaCppRuntime:
             llm.eval(tokens[live:b])
         snap = self._snapshot()
         self._snapshots.put(tokens[:b], snap, nbytes=len(snap.data))
+        return live
 
     @property
     def prefix_cache_stats(self) -> dict[str, Any]:
@@ -371,8 +374,7 @@ class LlamaCppRuntime:
             )
         max_new = min(max_tokens, self.n_ctx - n_prompt)
         g = self._grammar(grammar) if grammar else None
-        self._prepare_prefix(tokens, boundary)
-        cached = min(common_prefix_len(self.llm._input_ids, tokens), n_prompt - 1)
+        cached = min(self._prepare_prefix(tokens, boundary), n_prompt - 1)
         if temperature > 0:
             self.llm.set_seed(self.seed if seed is None else int(seed))
 
