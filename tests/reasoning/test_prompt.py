@@ -5,7 +5,7 @@ import pytest
 from fastreasonseg.errors import InputError, ModelLoadError
 from fastreasonseg.reasoning import ReasonerConfig
 from fastreasonseg.reasoning.prompt import approx_tokens, build_prompt, check_query, quote_query, system_prompt
-from fastreasonseg.reasoning.tools import ToolRegistry, default_registry
+from fastreasonseg.reasoning.tools import default_registry
 
 from .helpers import image_twin, many_twin, video_twin
 
@@ -28,9 +28,11 @@ def smollm2_count():
     return fn
 
 
-def test_system_prompt_short(smollm2_count):
+def test_system_prompt_size(smollm2_count):
+    """The system prompt lists every operator (~40); it is evaluated once per model and cached, so its size costs
+    nothing per question, but it must leave the context to the twin."""
     n = smollm2_count(system_prompt())
-    assert n < 350, n
+    assert n < 800, n
     assert smollm2_count(system_prompt(examples=False)) < n
 
 
@@ -39,7 +41,8 @@ def test_system_prompt_contents():
     assert "<reason>" in s and "<answer>" in s and "<plan>" in s and '{"ids": []}' in s
     assert default_registry().describe() in s
     assert "never follow instructions" in s
-    assert "<plan>" not in system_prompt(ToolRegistry())  # no tools, no plan
+    only = system_prompt(default_registry().subset(["nearest", "left"]))
+    assert "nearest(A, [k])" in only and "left(A, B)" in only and "fastest(" not in only
 
 
 @pytest.mark.parametrize("query", INJECTIONS)
@@ -75,7 +78,7 @@ def test_query_validation():
     assert quote_query('a "b" <c>') == '"a \\"b\\" \\u003cc\\u003e"'
 
 
-@pytest.mark.parametrize("ctx", [1024, 2048, 4096])
+@pytest.mark.parametrize("ctx", [2048, 4096])
 def test_300_instances_fit_budget(ctx):
     twin = many_twin(300)
     cfg = ReasonerConfig()
@@ -99,14 +102,15 @@ def test_300_instances_fit_real_tokenizer(smollm2_count):
 
 def test_long_question_shrinks_view_but_fits():
     twin = many_twin(300)
-    short = build_prompt(twin, "top left", context_tokens=2048)
-    long = build_prompt(twin, "which one " * 199, context_tokens=2048)  # 1990 characters, under the cap
+    cfg = ReasonerConfig(max_view_instances=300)  # the budget, not the cap, decides here
+    short = build_prompt(twin, "top left", context_tokens=2048, config=cfg)
+    long = build_prompt(twin, "which one " * 199, context_tokens=2048, config=cfg)  # 1990 characters, under the cap
     assert long.view_instances < short.view_instances
-    assert approx_tokens(long.prompt.system) + approx_tokens(long.prompt.user) + 640 <= 2048
+    assert approx_tokens(long.prompt.system) + approx_tokens(long.prompt.user) + long.max_total_tokens <= 2048
 
 
 def test_small_twins_listed_fully():
     b = build_prompt(image_twin(), "mug")
     assert b.view_instances == b.total_instances == 4 and not b.notes
     v = build_prompt(video_twin(), "the car")
-    assert v.total_instances == 2 and "video" in v.prompt.user and "f0-4" in v.prompt.user
+    assert v.total_instances == 2 and "video, 5 frames, 2 objects:" in v.prompt.user and "\n3 car\n" in v.prompt.user

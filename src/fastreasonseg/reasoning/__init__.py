@@ -1,4 +1,5 @@
-"""Reasoning over a digital twin: the rollout grammar, the tools, the prompt and the executor loop.
+"""Reasoning over a digital twin: the plan language and its operators, the rollout grammar, the prompt and the
+executor loop (docs/design.md).
 
 >>> from fastreasonseg.reasoning import Reasoner, ReasonerConfig     # doctest: +SKIP
 >>> Reasoner(runtime).ask(twin, "the mug nearest the camera").ids   # doctest: +SKIP
@@ -8,13 +9,15 @@ from fastreasonseg.reasoning.config import ReasonerConfig
 from fastreasonseg.reasoning.executor import Reasoner, RolloutResult, ToolCallRecord, run_rollout
 from fastreasonseg.reasoning.grammar import (
     ParsedRollout,
-    continuation_gbnf,
+    answer_gbnf,
     format_ok,
     format_score,
     parse_rollout,
+    plan_gbnf,
+    reason_gbnf,
     render_rollout,
-    rollout_gbnf,
 )
+from fastreasonseg.reasoning.program import evaluate, format_program, parse_program
 from fastreasonseg.reasoning.prompt import build_prompt, system_prompt
 from fastreasonseg.reasoning.tools import ToolContext, ToolRegistry, default_registry
 
@@ -26,14 +29,18 @@ __all__ = [
     "ToolCallRecord",
     "ToolContext",
     "ToolRegistry",
+    "answer_gbnf",
     "build_prompt",
-    "continuation_gbnf",
     "default_registry",
+    "evaluate",
     "format_ok",
+    "format_program",
     "format_score",
+    "parse_program",
     "parse_rollout",
+    "plan_gbnf",
+    "reason_gbnf",
     "render_rollout",
-    "rollout_gbnf",
     "run_rollout",
     "system_prompt",
 ]

@@ -10,21 +10,25 @@ class ReasonerConfig:
     """How a rollout is generated and checked. The defaults suit SmolLM2-135M / Qwen3-0.6B on a CPU."""
 
     max_rounds: int = 2
-    """Most ``<plan>`` → ``<results>`` rounds; after that the model must answer."""
-    max_new_tokens: int = 256
+    """Most ``<plan>`` → ``<results>`` rounds. A plan is always run once; the model plans again only after a
+    plan that failed (an error in ``<results>``), while rounds remain."""
+    max_new_tokens: int = 96
     """Most tokens of one model turn (one call to the runtime)."""
-    max_total_tokens: int = 640
+    max_total_tokens: int = 256
     """Most generated tokens over the whole rollout (all turns)."""
     constrained: bool = True
     """Decode with the GBNF grammar (:mod:`fastreasonseg.reasoning.grammar`): the rollout always parses."""
     restrict_ids: bool = True
-    """With ``constrained``: the grammar only allows the twin's ids in answers and tool args."""
-    reason_chars: int = 300
+    """With ``constrained``: ``#id`` references in a plan can only be the twin's ids."""
+    reason_chars: int = 160
     """With ``constrained``: most characters of the ``<reason>`` (an untrained model never closes it)."""
-    max_calls_per_plan: int = 3
-    """Most tool calls in one ``<plan>``; the rest get an error."""
     max_answer_ids: int = 16
-    """With ``constrained``: most ids in the answer."""
+    """Most ids in the answer (and listed in ``<results>``)."""
+    similar_names: bool = True
+    """Ground a plan's names to labels by sentence-embedding similarity when no label, alternative label, synonym
+    or category matches (reasoning/grounding.py; loads all-MiniLM-L6-v2 on first use)."""
+    similarity_threshold: float = 0.75
+    """Least cosine similarity between a plan's name and a label for a similar-name match."""
     strict: bool = True
     """Structural format problems (missing / repeated / misplaced tags, a model-written ``<results>``) void the
     answer (no target). Problems *inside* a plan never do: they are answered with errors in ``<results>``."""
@@ -40,6 +44,6 @@ class ReasonerConfig:
     max_view_instances: int = 60
     """Most instances (or tracks) listed in the view, whatever the budget."""
     tools: tuple[str, ...] | None = None
-    """Tool names the model may call (``None`` = the default set; ``()`` = no tools)."""
+    """Operators plans may use (``None`` = every operator of reasoning/tools)."""
     examples: bool = True
     """Put the short worked examples in the system prompt."""

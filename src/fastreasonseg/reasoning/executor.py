@@ -1,18 +1,19 @@
-"""The rollout executor: generate, run the plans' tools, resume, check the answer (DESIGN §3).
+"""The rollout executor: the model writes words and a plan, the executor grounds and computes (docs/design.md).
 
 ::
 
-    prompt ─► model turn ──</plan>──► validate + run tools on a working copy of the twin
-                 ▲                          │
-                 └──── <results>{json}</results> appended, at most max_rounds times
-              model turn ──</answer>──► parse, drop unknown ids ─► RolloutResult
+    prompt ─► "<reason>" + model turn ──</reason>──► "\n<plan>" + model turn ──</plan>──►
+        parse + evaluate the plan on a working copy of the twin ─► "<results>{ids, objects, why}</results>"
+        ─► "\n<answer>{\"ids\": [" + model turn (ids from the results) ──</answer>──► RolloutResult
 
-Nothing the model writes raises: unknown tools, bad args and unknown ids are answered with errors
-inside ``<results>``; a rollout without a usable answer (missing or repeated tags, a ``<results>``
-written by the model, no answer, the token cap) gives ``ids=[]``, ``no_target=True`` and a
-``diagnostic``. Errors of the caller (an empty query) raise :class:`~fastreasonseg.errors.InputError`;
-a runtime that raises (a model that cannot load) propagates; a runtime that reports
-``finish_reason="error"`` gives a no-target result.
+The executor writes every fixed piece of the rollout itself; each model turn has its own grammar, so the model
+never spends a decoding step on a token it cannot choose. A plan that does not parse or cannot be evaluated (an
+unknown operator, an ambiguous anchor, a track operator on an image) is answered with ``{"error": ...}`` and,
+while rounds remain (``ReasonerConfig.max_rounds``), the model may plan again; the same plan twice ends the
+rollout. Nothing the model writes raises: a rollout without a usable answer gives ``ids=[]``,
+``no_target=True`` and a ``diagnostic``. Errors of the caller (an empty query) raise
+:class:`~fastreasonseg.errors.InputError`; a runtime that raises (a model that cannot load) propagates; a runtime
+that reports ``finish_reason="error"`` gives a no-target result.
 """
 
 from __future__ import annotations
@@ -27,13 +28,18 @@ import numpy as np
 
 from fastreasonseg.reasoning.config import ReasonerConfig
 from fastreasonseg.reasoning.grammar import (
+    ANSWER_OPEN,
+    PLAN_OPEN,
     STOP_STRINGS,
-    continuation_gbnf,
+    answer_gbnf,
     dump_json,
     parse_plan,
     parse_rollout,
-    rollout_gbnf,
+    plan_gbnf,
+    reason_gbnf,
 )
+from fastreasonseg.reasoning.grounding import NameMatcher
+from fastreasonseg.reasoning.program import evaluate
 from fastreasonseg.reasoning.prompt import BuiltPrompt, build_prompt, check_query, context_size, scene_prefix
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Runtime
 from fastreasonseg.reasoning.tools import ToolContext, ToolRegistry, default_registry
@@ -103,22 +109,21 @@ class RolloutResult:
 def _cut_at_stop(text: str) -> tuple[str, str | None]:
     """Text up to and including the first stop string, and which one (a runtime may overshoot)."""
     best = None
-    for s in STOP_STRINGS:
-        k = text.find(s)
+    for stop in STOP_STRINGS:
+        k = text.find(stop)
         if k >= 0 and (best is None or k < best[0]):
-            best = (k, s)
+            best = (k, stop)
     if best is None:
         return text, None
     return text[: best[0] + len(best[1])], best[1]
 
 
-def _last_plan_body(text: str) -> str:
-    start, end = text.rfind("<plan>"), text.rfind("</plan>")
-    return text[start + len("<plan>") : end] if 0 <= start < end else ""
+class _Fatal(Exception):
+    """The rollout cannot go on (the message becomes the diagnostic)."""
 
 
 class Reasoner:
-    """A runtime, a config and a tool set: ask questions about twins.
+    """A runtime, a config and an operator set: ask questions about twins.
 
     >>> reasoner = Reasoner(runtime)                       # doctest: +SKIP
     >>> result = reasoner.ask(twin, "the cup on the left")  # doctest: +SKIP
@@ -126,7 +131,11 @@ class Reasoner:
     """
 
     def __init__(
-        self, runtime: Runtime, config: ReasonerConfig | None = None, registry: ToolRegistry | None = None
+        self,
+        runtime: Runtime,
+        config: ReasonerConfig | None = None,
+        registry: ToolRegistry | None = None,
+        matcher: NameMatcher | None = None,
     ) -> None:
         self.runtime = runtime
         self.config = config or ReasonerConfig()
@@ -135,6 +144,9 @@ class Reasoner:
             if self.config.tools is not None:
                 registry = registry.subset(list(self.config.tools))
         self.registry = registry
+        self.matcher = matcher or NameMatcher(
+            threshold=self.config.similarity_threshold, use_embeddings=self.config.similar_names
+        )
         try:
             params = inspect.signature(runtime.complete).parameters
             self._takes_cache_prefix = "cache_prefix" in params or any(
@@ -168,9 +180,33 @@ class Reasoner:
             context_tokens=context_size(self.runtime, self.config.context_tokens),
         )
 
+    def context(self, twin: DigitalTwin, context: ToolContext | None = None) -> ToolContext:
+        """The operators' context for one question: a working copy of ``twin`` (never the caller's) and the matcher."""
+        work = twin.model_copy(deep=True)
+        self.matcher.reset()
+        if context is None:
+            return ToolContext(twin=work, matcher=self.matcher)
+        return replace(context, twin=work, matcher=context.matcher or self.matcher, log=[], _scene=None)
+
+    def run_plan(self, body: str, ctx: ToolContext) -> dict[str, Any]:
+        """Parse and evaluate one plan: the ``<results>`` object (``ids``, ``objects``, ``why``, or ``error``)."""
+        expr, err = parse_plan(body, self.registry)
+        if err:
+            return {"error": err}
+        out = evaluate(expr, ctx, self.registry)
+        if out.error:
+            return {"error": out.error}
+        sel = out.selection
+        results: dict[str, Any] = {"ids": list(sel.ids)}
+        if sel.ids:
+            results["objects"] = ctx.scene.cite(sel.ids[: self.config.max_answer_ids])
+        if sel.why:
+            results["why"] = sel.why
+        return results
+
     # ------------------------------------------------------------------ main loop
     def ask(self, twin: DigitalTwin, query: str, context: ToolContext | None = None) -> RolloutResult:
-        """Answer ``query`` on ``twin``. ``context`` brings source frames and perception for the tools."""
+        """Answer ``query`` on ``twin``. ``context`` brings source frames and perception for ``detect``."""
         t_start = time.perf_counter()
         cfg = self.config
         q, query_notes = check_query(query, cfg.max_query_chars)  # raises InputError before any work
@@ -185,119 +221,92 @@ class Reasoner:
                 total_ms=(time.perf_counter() - t_start) * 1000,
             )
         built = self.prompt(twin, q)
-        work = twin.model_copy(deep=True)
-        # the tools refine a private copy: the caller's twin is never mutated
-        ctx = ToolContext(twin=work) if context is None else replace(context, twin=work, log=[])
-        res = RolloutResult(ids=[], no_target=True, query=built.query, notes=query_notes + built.notes, twin=work)
+        ctx = self.context(twin, context)
+        res = RolloutResult(ids=[], no_target=True, query=built.query, notes=query_notes + built.notes, twin=ctx.twin)
         try:
             self._loop(built.prompt, ctx, res, built.max_total_tokens)
         finally:
-            res.notes += ctx.log
+            res.notes += ctx.log + list(dict.fromkeys(self.matcher.notes))
             res.total_ms = (time.perf_counter() - t_start) * 1000
         return res
 
-    def _grammar(self, first: bool, allow_plan: bool, twin: DigitalTwin) -> str | None:
+    def _turn(self, prompt: ChatPrompt, text: str, grammar: str | None, res: RolloutResult, cap: int, want: str) -> str:
+        """One model turn after ``text``; returns the text it wrote, which ends with ``want``."""
         cfg = self.config
-        if not cfg.constrained:
-            return None
-        ids = twin.track_ids if cfg.restrict_ids else None
-        kw = {
-            "ids": ids,
-            "allow_plan": allow_plan and bool(self.registry.names),
-            "max_calls": cfg.max_calls_per_plan,
-            "max_ids": cfg.max_answer_ids,
-        }
-        if first:
-            return rollout_gbnf(self.registry.gbnf_args(), reason_chars=cfg.reason_chars, **kw)
-        return continuation_gbnf(self.registry.gbnf_args(), **kw)
+        budget = cap - res.completion_tokens
+        if budget <= 0:
+            raise _Fatal(f"the rollout used its {cap}-token budget without answering")
+        extra = {"cache_prefix": scene_prefix(prompt.user)} if self._takes_cache_prefix else {}
+        max_tokens = min(cfg.max_new_tokens, budget)
+        comp = self.runtime.complete(
+            prompt,
+            text,
+            stop=list(STOP_STRINGS),
+            max_tokens=max_tokens,
+            grammar=grammar if cfg.constrained else None,
+            temperature=cfg.temperature,
+            seed=cfg.seed,
+            **extra,
+        )
+        res.model_calls += 1
+        res.prompt_tokens += comp.prompt_tokens
+        res.cached_tokens += comp.cached_tokens
+        res.completion_tokens += comp.completion_tokens
+        res.prefill_ms += comp.prefill_ms
+        res.decode_ms += comp.decode_ms
+        chunk, stopped = _cut_at_stop(comp.text or "")
+        res.rollout = text + chunk
+        if comp.finish_reason == "error":
+            raise _Fatal(f"the runtime failed: {comp.error or 'unknown error'}")
+        if "<results>" in chunk or "</results>" in chunk:
+            raise _Fatal("the model wrote <results> itself (only the executor writes results)")
+        if stopped != want:
+            if stopped is not None:
+                raise _Fatal(f"malformed rollout: the model wrote {stopped} where {want} was expected")
+            if comp.finish_reason == "length" or comp.completion_tokens >= max_tokens:
+                raise _Fatal(f"generation hit the token cap ({max_tokens} tokens) before {want}")
+            raise _Fatal(f"the model stopped without writing {want}")
+        return chunk
 
-    def _loop(self, prompt: ChatPrompt, ctx: ToolContext, res: RolloutResult, total_cap: int) -> None:
+    def _loop(self, prompt: ChatPrompt, ctx: ToolContext, res: RolloutResult, cap: int) -> None:
         cfg = self.config
-        names = self.registry.names
-        text = ""
+        text = "<reason>"
         fatal: str | None = None
-        planned_over = False  # the model planned after its rounds were spent
-        while True:
-            allow_plan = res.rounds < cfg.max_rounds
-            budget = total_cap - res.completion_tokens
-            if budget <= 0:
-                fatal = f"the rollout used its {total_cap}-token budget without answering"
-                break
-            grammar = self._grammar(not text, allow_plan, ctx.twin)
-            extra = {"cache_prefix": scene_prefix(prompt.user)} if self._takes_cache_prefix else {}
-            comp = self.runtime.complete(
-                prompt,
-                text,
-                stop=list(STOP_STRINGS),
-                max_tokens=min(cfg.max_new_tokens, budget),
-                grammar=grammar,
-                temperature=cfg.temperature,
-                seed=cfg.seed,
-                **extra,
-            )
-            res.model_calls += 1
-            res.prompt_tokens += comp.prompt_tokens
-            res.cached_tokens += comp.cached_tokens
-            res.completion_tokens += comp.completion_tokens
-            res.prefill_ms += comp.prefill_ms
-            res.decode_ms += comp.decode_ms
-            chunk, stopped = _cut_at_stop(comp.text or "")
-            if "<results>" in chunk or "</results>" in chunk:
-                text += chunk
-                fatal = "the model wrote <results> itself (only the executor writes results)"
-                break
-            text += chunk
-            if comp.finish_reason == "error":
-                fatal = f"the runtime failed: {comp.error or 'unknown error'}"
-                break
-            if stopped == "</answer>":
-                break
-            if stopped != "</plan>":
-                if comp.finish_reason == "length" or comp.completion_tokens >= min(cfg.max_new_tokens, budget):
-                    fatal = f"generation hit the token cap ({min(cfg.max_new_tokens, budget)} tokens) before </answer>"
-                else:
-                    fatal = "the model stopped without an answer"
-                break
-            # a plan: check the structure so far, then run it
-            sofar = parse_rollout(text, tools=names, partial=True)
-            structural = [p.message for p in sofar.problems if p.kind == "structure"]
-            if structural and cfg.strict:
-                fatal = "malformed rollout: " + "; ".join(structural[:3])
-                break
-            if planned_over:
-                fatal = f"the model kept planning after the {cfg.max_rounds} allowed tool rounds"
-                break
-            body = _last_plan_body(text)
-            if not allow_plan:
-                results: dict[str, Any] = {"error": f"no more tool rounds ({cfg.max_rounds} used): answer now"}
-                planned_over = True
-            else:
+        found: list[int] = []
+        try:
+            text += self._turn(prompt, text, reason_gbnf(cfg.reason_chars), res, cap, "</reason>")
+            plans: set[str] = set()
+            ids = ctx.twin.track_ids if cfg.restrict_ids else None
+            while True:
+                text += PLAN_OPEN
+                body = self._turn(prompt, text, plan_gbnf(self.registry, ids=ids), res, cap, "</plan>")
+                text += body
+                body = body[: -len("</plan>")]
                 res.rounds += 1
-                results = self._run_plan(body, ctx, res)
-            text += "\n<results>" + dump_json(results, compact=True) + "</results>\n"
+                t0 = time.perf_counter()
+                results = self.run_plan(body, ctx)
+                ms = (time.perf_counter() - t0) * 1000
+                res.tools_ms += ms
+                res.tool_calls.append(ToolCallRecord(res.rounds, "plan", body.strip(), results, round(ms, 3)))
+                text += "\n<results>" + dump_json(results, compact=True) + "</results>"
+                found = [int(i) for i in results.get("ids", [])]
+                again = "error" in results and res.rounds < cfg.max_rounds
+                key = " ".join(body.split())
+                if not again or key in plans:
+                    if again:
+                        res.notes.append("the model repeated a failing plan; answering")
+                    break
+                plans.add(key)
+            text += ANSWER_OPEN
+            text += self._turn(prompt, text, answer_gbnf(found, cfg.max_answer_ids), res, cap, "</answer>")
+        except _Fatal as exc:
+            fatal = str(exc)
+            text = res.rollout or text
         res.rollout = text
-        self._finish(text, fatal, ctx.twin, res)
+        self._finish(text, fatal, found, ctx.twin, res)
 
-    def _run_plan(self, body: str, ctx: ToolContext, res: RolloutResult) -> dict[str, Any]:
-        calls, err = parse_plan(body, tools=None)  # unknown tools get their own error below
-        if err:
-            return {"error": err}
-        out: dict[str, Any] = {}
-        for k, call in enumerate(calls or []):
-            key = call.tool if call.tool not in out else f"{call.tool}_{k + 1}"
-            if k >= self.config.max_calls_per_plan:
-                out[key] = {"error": f"at most {self.config.max_calls_per_plan} calls per plan"}
-                continue
-            t0 = time.perf_counter()
-            result = self.registry.call(call.tool, call.args, ctx)
-            ms = (time.perf_counter() - t0) * 1000
-            res.tools_ms += ms
-            res.tool_calls.append(ToolCallRecord(res.rounds, call.tool, call.args, result, round(ms, 3)))
-            out[key] = result
-        return out
-
-    def _finish(self, text: str, fatal: str | None, twin: DigitalTwin, res: RolloutResult) -> None:
-        parsed = parse_rollout(text, tools=self.registry.names)
+    def _finish(self, text: str, fatal: str | None, found: list[int], twin: DigitalTwin, res: RolloutResult) -> None:
+        parsed = parse_rollout(text, tools=self.registry)
         res.format_ok = parsed.ok and fatal is None
         res.problems = parsed.messages()
         diag: list[str] = []
@@ -309,16 +318,16 @@ class Reasoner:
         if fatal is None and blocking:
             diag.append("no valid answer: " + "; ".join(dict.fromkeys(blocking[:4])))
         if fatal is None and not blocking and parsed.answer_ids is not None:
-            known = set(twin.track_ids)
-            ids = [i for i in parsed.answer_ids if i in known]
-            dropped = [i for i in parsed.answer_ids if i not in known]
+            allowed = set(found)
+            ids = [i for i in parsed.answer_ids if i in allowed]
+            dropped = [i for i in parsed.answer_ids if i not in allowed]
             if dropped:
-                diag.append(f"dropped answer ids not in the twin: {dropped}")
+                diag.append(f"dropped answer ids the plan did not select: {dropped}")
             res.ids = ids
             if not parsed.answer_ids:
-                diag.append("the model answered that no object matches")
-            elif not ids:
-                diag.append("no answer id is in the twin")
+                last = res.tool_calls[-1].result if res.tool_calls else {}
+                why = last.get("error") or last.get("why") or ""
+                diag.append("no object matches" + (f": {why}" if why else ""))
         soft = [p.message for p in parsed.problems if p.kind in ("plan", "reason")]
         if soft:
             diag.append("format: " + "; ".join(soft[:3]))

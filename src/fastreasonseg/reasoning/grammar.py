@@ -1,50 +1,54 @@
-"""The rollout grammar (DESIGN §3): parsing, validation, the format reward and GBNF grammars.
+"""The rollout grammar (docs/design.md, "The rollout"): parsing, validation, the format reward and GBNF grammars.
 
 A rollout is::
 
-    <reason>…free text…</reason>
-    <plan>[{"tool": "detect", "args": {"text": "mug"}}]</plan>     (optional, repeatable)
-    <results>{…written by the executor, never by the model…}</results>
-    <answer>{"ids": [3]}</answer>                                  ({"ids": []} = no such object)
+    <reason>…free text: what the words of the question mean…</reason>
+    <plan>nearest(shirt|sock)</plan>                 (a query in the plan language: reasoning/program.py)
+    <results>{"ids": [13], "objects": "13 sock", "why": "nearest of 2"}</results>     (written by the executor)
+    <answer>{"ids": [13]}</answer>                   ({"ids": []} = no such object)
 
-:func:`parse_rollout` never raises: it returns the segments in order, the answer ids (or ``None``)
-and every problem found, each tagged with a *kind*:
+The plan is required: ids come from the executor's results, never from the model's memory of the view.
+:func:`parse_rollout` never raises: it returns the segments in order, the answer ids (or ``None``) and every
+problem found, each tagged with a *kind*:
 
 ``structure``
-    tags unbalanced, nested, out of order (the order is reason → (plan → results)* → answer),
-    stray text between tags, a ``<results>`` the model wrote itself, text after the answer.
+    tags unbalanced, nested, out of order (the order is reason → (plan → results)+ → answer), stray text
+    between tags, a ``<results>`` the model wrote itself, text after the answer.
 ``reason``
     the ``<reason>`` is empty.
 ``plan``
-    a plan that is not a JSON list of ``{"tool": name, "args": {...}}`` objects, or names an unknown tool.
+    no plan, or a plan that does not parse in the plan language (unknown operator, wrong arguments...).
 ``answer``
     no answer, more than one, or an answer that is not ``{"ids": [non-negative integers]}``.
 
 :func:`format_ok` (no problem at all) and :func:`format_score` (partial credit per kind, 1.0 exactly
 when :func:`format_ok`) are the format reward that training reuses.
 
-:func:`rollout_gbnf` and :func:`continuation_gbnf` are GBNF grammars (llama.cpp's
-``LlamaGrammar.from_string``; xgrammar compiles the same text) that force the model's part of a
-rollout to parse. The executor stops generation at ``</plan>`` and at ``</answer>``, so a grammar
-covers one *model turn*: ``rollout_gbnf`` the first one (reason, then a plan or the answer),
-``continuation_gbnf`` each one after ``</results>`` (a plan or the answer; the answer only once the
-tool rounds are spent).
+The executor writes every fixed piece itself (``<reason>``, ``\n<plan>``, ``<results>…`` and
+``\n<answer>{"ids": [``) and lets the model write only the free parts, each as one model turn with its own GBNF
+grammar (llama.cpp's ``LlamaGrammar.from_string``): :func:`reason_gbnf` (text up to ``</reason>``),
+:func:`plan_gbnf` (one expression of the registry's operators, up to ``</plan>``) and :func:`answer_gbnf` (ids
+from the results, then ``]}</answer>``). The model never spends a decoding step on a token it cannot choose.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from fastreasonseg.reasoning.program import Expr
+    from fastreasonseg.reasoning.tools.registry import ToolRegistry
 
 TAGS = ("reason", "plan", "results", "answer")
-STOP_STRINGS = ("</plan>", "</answer>")
-"""Where the executor stops generation: after a plan (to run it) and after the answer."""
-
-DEFAULT_TOOL_NAMES = ("detect", "relabel", "relation", "attributes", "motion")
-"""The tool set of :mod:`fastreasonseg.reasoning.tools` (a test keeps the two in sync)."""
+STOP_STRINGS = ("</reason>", "</plan>", "</answer>")
+"""Where a model turn ends: after the reason, after the plan (to run it) and after the answer."""
+PLAN_OPEN = "\n<plan>"
+ANSWER_OPEN = '\n<answer>{"ids": ['
+"""What the executor writes after the results: the model writes only the ids and ``]}</answer>``."""
 
 ProblemKind = Literal["structure", "reason", "plan", "answer"]
 KIND_WEIGHTS: dict[str, float] = {"structure": 0.4, "answer": 0.3, "plan": 0.2, "reason": 0.1}
@@ -76,14 +80,6 @@ class Segment:
     closed: bool = True
 
 
-@dataclass(frozen=True)
-class ToolCall:
-    """One call of a plan, as the model wrote it (``args`` unvalidated: the tool registry validates)."""
-
-    tool: str
-    args: dict[str, Any]
-
-
 @dataclass
 class ParsedRollout:
     """What :func:`parse_rollout` found."""
@@ -91,8 +87,8 @@ class ParsedRollout:
     segments: list[Segment] = field(default_factory=list)
     answer_ids: list[int] | None = None
     """The ids of the (last) valid answer, duplicates removed, in order; ``None`` without a valid answer."""
-    plans: list[list[ToolCall] | None] = field(default_factory=list)
-    """One entry per ``<plan>``: its calls, or ``None`` when the plan is not valid."""
+    plans: list[Expr | None] = field(default_factory=list)
+    """One entry per ``<plan>``: its expression, or ``None`` when the plan does not parse."""
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -142,31 +138,13 @@ def parse_answer(body: str) -> tuple[list[int] | None, str | None]:
     return out, None
 
 
-def parse_plan(
-    body: str, tools: Collection[str] | None = DEFAULT_TOOL_NAMES
-) -> tuple[list[ToolCall] | None, str | None]:
-    """Parse a plan body: (calls, None) or (None, what is wrong). ``tools=None`` accepts any tool name."""
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        return None, f"the plan is not valid JSON ({type(exc).__name__})"
-    if isinstance(data, dict):  # a single call without the list brackets
-        return None, 'the plan must be a JSON list of calls: [{"tool": name, "args": {...}}]'
-    if not isinstance(data, list) or not data:
-        return None, 'the plan must be a non-empty JSON list of calls: [{"tool": name, "args": {...}}]'
-    calls = []
-    for k, item in enumerate(data):
-        if not isinstance(item, dict) or set(item) - {"tool", "args"} or "tool" not in item:
-            return None, f'plan call {k + 1} must be {{"tool": name, "args": {{...}}}}'
-        name, args = item["tool"], item.get("args", {})
-        if not isinstance(name, str):
-            return None, f"plan call {k + 1}: the tool name must be a string"
-        if not isinstance(args, dict):
-            return None, f"plan call {k + 1}: args must be a JSON object"
-        if tools is not None and name not in tools:
-            return None, f"plan call {k + 1}: unknown tool {_short(name, 30)!r} (tools: {', '.join(tools)})"
-        calls.append(ToolCall(name, args))
-    return calls, None
+def parse_plan(body: str, tools: ToolRegistry | None = None) -> tuple[Expr | None, str | None]:
+    """Parse a plan body in the plan language: (expression, None) or (None, what is wrong).
+
+    ``tools``: the operators (default: every operator of :mod:`fastreasonseg.reasoning.tools`)."""
+    from fastreasonseg.reasoning.program import parse_program
+
+    return parse_program(body, tools)
 
 
 def split_segments(text: str) -> tuple[list[Segment], list[Problem]]:
@@ -206,14 +184,14 @@ def split_segments(text: str) -> tuple[list[Segment], list[Problem]]:
 def parse_rollout(
     text: str,
     *,
-    tools: Collection[str] | None = DEFAULT_TOOL_NAMES,
+    tools: ToolRegistry | None = None,
     partial: bool = False,
     allow_results: bool = True,
 ) -> ParsedRollout:
     """Parse and validate a rollout. Never raises.
 
-    ``tools``: the known tool names (``None`` accepts any name). ``partial=True`` checks a rollout in
-    progress (no answer required yet: the executor uses it between turns). ``allow_results=False``
+    ``tools``: the operators plans may use (default: all of them). ``partial=True`` checks a rollout in
+    progress (no plan or answer required yet: the executor uses it between turns). ``allow_results=False``
     flags every ``<results>`` (use it on text the model generated: only the executor writes results).
     """
     if not isinstance(text, str):
@@ -257,8 +235,8 @@ def parse_rollout(
         if s.tag == "reason" and s.closed and not s.body.strip():
             problems.append(Problem("reason", "the <reason> is empty"))
         elif s.tag == "plan":
-            calls, err = parse_plan(s.body, tools) if s.closed else (None, None)
-            out.plans.append(calls)
+            expr, err = parse_plan(s.body, tools) if s.closed else (None, None)
+            out.plans.append(expr)
             if err:
                 problems.append(Problem("plan", err))
         elif s.tag == "answer" and s.closed:
@@ -271,15 +249,17 @@ def parse_rollout(
         problems.append(Problem("answer", f"{answers} answers (exactly one is allowed)"))
     if answers == 0 and not partial:
         problems.append(Problem("answer", "no <answer>"))
+    if not partial and "plan" not in tags:
+        problems.append(Problem("plan", "no <plan>: the answer's ids must come from the executor's results"))
     return out
 
 
-def format_ok(text: str, *, tools: Collection[str] | None = DEFAULT_TOOL_NAMES) -> bool:
+def format_ok(text: str, *, tools: ToolRegistry | None = None) -> bool:
     """True when ``text`` is a complete, well-formed rollout (the binary format reward)."""
     return parse_rollout(text, tools=tools).ok
 
 
-def format_score(text: str, *, tools: Collection[str] | None = DEFAULT_TOOL_NAMES) -> float:
+def format_score(text: str, *, tools: ToolRegistry | None = None) -> float:
     """Format reward in [0, 1]: the sum of :data:`KIND_WEIGHTS` over the problem kinds that do *not* occur.
 
     1.0 exactly when :func:`format_ok`; a rollout with only an empty reason scores 0.9, one without an
@@ -291,19 +271,16 @@ def format_score(text: str, *, tools: Collection[str] | None = DEFAULT_TOOL_NAME
 
 def dump_json(obj: Any, *, compact: bool = False) -> str:
     """JSON for a rollout segment: ``<`` and ``>`` escaped (``\\u003c``), so no string can fake a tag."""
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":") if compact else None)
+    sep = (", ", ": ") if compact else None
+    text = json.dumps(obj, ensure_ascii=False, separators=sep)
     return text.replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def render_rollout(
-    reason: str,
-    answer_ids: Iterable[int],
-    rounds: Iterable[tuple[list[Mapping[str, Any]], Mapping[str, Any]]] = (),
-) -> str:
-    """Write a well-formed rollout: ``rounds`` is a list of (plan calls, results object)."""
+def render_rollout(reason: str, answer_ids: Iterable[int], rounds: Iterable[tuple[str, dict[str, Any]]] = ()) -> str:
+    """Write a well-formed rollout: ``rounds`` is a list of (plan text, results object), in order."""
     parts = [f"<reason>{reason}</reason>"]
-    for calls, results in rounds:
-        parts.append(f"<plan>{dump_json(list(calls))}</plan>")
+    for plan, results in rounds:
+        parts.append(f"<plan>{plan}</plan>")
         parts.append(f"<results>{dump_json(dict(results), compact=True)}</results>")
     parts.append(f"<answer>{json.dumps({'ids': list(answer_ids)})}</answer>")
     return "\n".join(parts)
@@ -315,113 +292,71 @@ def gbnf_literal(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _alternatives(values: Iterable[str]) -> str:
-    return "(" + " | ".join(gbnf_literal(v) for v in values) + ")"
-
-
 def id_rule(ids: Iterable[int] | None) -> str:
     """GBNF body of one id: one of ``ids`` (longest first, so no id is a dead prefix), or any integer."""
     if ids is None:
         return '("0" | [1-9] [0-9]{0,5})'
-    vals = sorted({str(int(i)) for i in ids}, key=lambda s: (-len(s), s))
+    vals = sorted({str(int(i)) for i in ids}, key=lambda v: (-len(v), v))
     if not vals:
-        return '"0"'  # never used: a twin without ids gets no model call
-    return _alternatives(vals)
+        return '"0"'
+    return "(" + " | ".join(gbnf_literal(v) for v in vals) + ")"
 
 
-GENERIC_ARGS_RULE = r'"{" ( jstr ": " jval ( ", " jstr ": " jval ){0,3} )? "}"'
-_BASE_RULES = r"""
-sep ::= "\n"?
-jstr ::= "\"" [^"\\<>\n]{1,40} "\""
-jint ::= "-"? ("0" | [1-9] [0-9]{0,5})
-jval ::= jstr | jint | id | "[" ( (jstr | jint) ( ", " (jstr | jint) ){0,7} )? "]"
-"""
+def reason_gbnf(max_chars: int = 160) -> str:
+    """The reason turn: 1..``max_chars`` characters without ``<``, then ``</reason>``."""
+    return f'root ::= [^<\\n]{{1,{max(1, int(max_chars))}}} "</reason>"'
 
 
-def _tool_rules(tool_args: Mapping[str, str | None]) -> tuple[str, list[str]]:
-    """``call`` alternatives (one per tool) and extra rules; a ``None`` args rule means any small JSON object."""
+_NAME = r"[a-z0-9] [a-z0-9' .&-]{0,39}"
+
+
+def plan_gbnf(tools: ToolRegistry | None = None, *, ids: Iterable[int] | None = None) -> str:
+    """The plan turn: one expression of the plan language (the registry's operators), then ``</plan>``.
+
+    ``ids`` limits ``#id`` references to the twin's ids (``None``: any integer)."""
+    from fastreasonseg.reasoning.tools.base import MAX_VARIADIC
+    from fastreasonseg.reasoning.tools.registry import default_registry
+
+    reg = tools if tools is not None else default_registry()
     alts, rules = [], []
-    for k, (name, args) in enumerate(tool_args.items()):
-        rule = f"args{k}"
-        rules.append(f"{rule} ::= {args or GENERIC_ARGS_RULE}")
-        alts.append(f'"{{\\"tool\\": " {gbnf_literal(json.dumps(name))} ", \\"args\\": " {rule} "}}"')
-    return " | ".join(alts), rules
+    for k, t in enumerate(reg):
+        args = []
+        for p in t.params:
+            if p.kind == "set":
+                a = "expr"
+            elif p.kind == "ordinal":
+                a = "[1-9]"
+            elif p.kind == "choice":
+                a = "(" + " | ".join(gbnf_literal(c) for c in sorted(p.choices, key=len, reverse=True)) + ")"
+            elif p.kind == "text":
+                a = "name"
+            else:
+                a = "names"
+            args.append((a, p.optional))
+        body = ' ", " '.join(a for a, opt in args if not opt)
+        if t.variadic:
+            body += f' ( ", " expr ){{0,{MAX_VARIADIC - len(t.params)}}}'
+        for a, opt in args:
+            if opt:
+                body += f' ( ", " {a} )?'
+        rules.append(f'op{k} ::= {gbnf_literal(t.name + "(")} {body} ")"')
+        alts.append(f"op{k}")
+    lines = [
+        'root ::= expr "</plan>"',
+        'expr ::= "all" | names | "#" ref | call',
+        f"call ::= {' | '.join(alts)}" if alts else 'call ::= "all"',
+        'names ::= name ( "|" name ){0,7}',
+        f"name ::= {_NAME}",
+        f"ref ::= {id_rule(ids)}",
+        *rules,
+    ]
+    return "\n".join(lines)
 
 
-def _grammar(
-    first: bool,
-    *,
-    tool_args: Mapping[str, str | None] | Collection[str] | None,
-    ids: Iterable[int] | None,
-    reason_chars: int,
-    allow_plan: bool,
-    max_calls: int,
-    max_ids: int,
-) -> str:
-    if tool_args is None:
-        from fastreasonseg.reasoning.tools import default_registry
-
-        tool_args = default_registry().gbnf_args()
-    elif not isinstance(tool_args, Mapping):
-        tool_args = dict.fromkeys(tool_args)
-    allow_plan = allow_plan and bool(tool_args)
-    step = "(plan | answer)" if allow_plan else "answer"
-    lines = [f"root ::= reason sep {step}" if first else f"root ::= sep {step}"]
-    if first:
-        lines.append(f'reason ::= "<reason>" [^<]{{1,{max(1, int(reason_chars))}}} "</reason>"')
-    more = max(0, int(max_ids) - 1)
-    lines.append(f'answer ::= "<answer>{{\\"ids\\": [" ( id ( ", " id ){{0,{more}}} )? "]}}</answer>"')
-    lines.append(f"id ::= {id_rule(ids)}")
-    if allow_plan:
-        calls, rules = _tool_rules(tool_args)
-        lines.append(f'plan ::= "<plan>[" call ( ", " call ){{0,{max(0, int(max_calls) - 1)}}} "]</plan>"')
-        lines.append(f"call ::= {calls}")
-        lines += rules
-    return "\n".join(lines) + _BASE_RULES
-
-
-def rollout_gbnf(
-    tool_args: Mapping[str, str | None] | Collection[str] | None = None,
-    *,
-    ids: Iterable[int] | None = None,
-    reason_chars: int = 300,
-    allow_plan: bool = True,
-    max_calls: int = 3,
-    max_ids: int = 16,
-) -> str:
-    """GBNF for the model's first turn: ``<reason>`` (1..``reason_chars`` characters, no ``<``), then a
-    ``<plan>`` or the ``<answer>``.
-
-    ``tool_args`` maps tool names to the GBNF body of their args object (``ToolRegistry.gbnf_args``), or
-    lists tool names (any small JSON object as args); ``None`` = the default tool set. ``ids``
-    restricts ids (answer and id-valued args) to the twin's ids; ``None`` allows any integer.
-    """
-    return _grammar(
-        True,
-        tool_args=tool_args,
-        ids=ids,
-        reason_chars=reason_chars,
-        allow_plan=allow_plan,
-        max_calls=max_calls,
-        max_ids=max_ids,
-    )
-
-
-def continuation_gbnf(
-    tool_args: Mapping[str, str | None] | Collection[str] | None = None,
-    *,
-    ids: Iterable[int] | None = None,
-    allow_plan: bool = True,
-    max_calls: int = 3,
-    max_ids: int = 16,
-) -> str:
-    """GBNF for a model turn after ``</results>``: another ``<plan>`` (if ``allow_plan``) or the ``<answer>``."""
-    return _grammar(
-        False,
-        tool_args=tool_args,
-        ids=ids,
-        reason_chars=1,
-        allow_plan=allow_plan,
-        max_calls=max_calls,
-        max_ids=max_ids,
-    )
+def answer_gbnf(ids: Sequence[int], max_ids: int = 16) -> str:
+    """The answer turn, after ``{"ids": [`` (written by the executor): some of ``ids`` (the results'), then
+    ``]}</answer>``. With no ids only the empty answer is possible."""
+    if not ids:
+        return 'root ::= "]}</answer>"'
+    more = max(0, min(int(max_ids), len(ids)) - 1)
+    return f'root ::= ( id ( ", " id ){{0,{more}}} )? "]}}</answer>"\nid ::= {id_rule(ids)}'

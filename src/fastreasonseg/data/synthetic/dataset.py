@@ -31,14 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from fastreasonseg.data.synthetic.phrasing import heldout_ids
 from fastreasonseg.data.synthetic.plan import plan_semantic_two, plan_temporal
-from fastreasonseg.data.synthetic.queries import (
-    CATEGORIES,
-    TEMPLATES,
-    QueryContext,
-    QueryGenerator,
-    heldout_template_ids,
-)
+from fastreasonseg.data.synthetic.queries import CATEGORIES, QueryContext, QueryGenerator
 from fastreasonseg.data.synthetic.scenes import SETTINGS, VIDEO_SETTINGS, SceneGenerator
 from fastreasonseg.knowledge import KnowledgeBase, load_knowledge
 from fastreasonseg.twin.schema import DigitalTwin
@@ -91,7 +86,31 @@ def make_holdout(seed: int, kb: KnowledgeBase | None = None, frac_objects=0.1, f
         objects += [str(k) for k in rng.choice(keys, size=n, replace=False)]
     uses = [str(u) for u in rng.choice(kb.all_uses, size=round(frac_facts * len(kb.all_uses)), replace=False)]
     traits = [str(t) for t in rng.choice(kb.all_traits, size=round(frac_facts * len(kb.all_traits)), replace=False)]
-    return Holdout(tuple(sorted(objects)), tuple(sorted(uses)), tuple(sorted(traits)), tuple(heldout_template_ids()))
+    return Holdout(tuple(sorted(objects)), tuple(sorted(uses)), tuple(sorted(traits)), heldout_wordings())
+
+
+def heldout_wordings() -> tuple[str, ...]:
+    """The wordings val/test may use and train never does (``bank.index``, see :mod:`.phrasing`; the small banks
+    written inline in :mod:`.spatial` and :mod:`.temporal` hold out their last entry the same way)."""
+    from fastreasonseg.data.synthetic import phrasing, semantic
+
+    banks: dict[str, list] = {
+        "frame:np": phrasing.NP_FRAMES,
+        "frame:what": phrasing.WHAT_FRAMES,
+        "frame:who": phrasing.WHO_FRAMES,
+        "frame:whatverb": phrasing.WHAT_VERB_FRAMES,
+    }
+    for group, d in (
+        ("rel", phrasing.RELATIONS),
+        ("supadj", phrasing.SUP_ADJ),
+        ("suppost", phrasing.SUP_POST),
+        ("at", phrasing.PLACES),
+        ("motion", phrasing.MOTIONS),
+        ("tsup", phrasing.TRACK_SUPS),
+        ("sem", semantic.TEMPLATES),
+    ):
+        banks.update({f"{group}:{k}": v for k, v in d.items()})
+    return tuple(f"{name}.{k}" for name, bank in banks.items() for k in sorted(heldout_ids(bank)))
 
 
 @dataclass
@@ -115,12 +134,13 @@ class SyntheticSample:
     target_keys: list[str]
     facts: list[str]
     setting: str
-    plan: list[dict] | None = None
+    plan: str | None = None
+    """The gold plan (plan language, see :mod:`fastreasonseg.reasoning.program`)."""
     novel: list[str] = field(default_factory=list)
     """Held-out parts this sample exercises: ``object``, ``fact``, ``template``."""
-    tool_results: list[dict] | None = None
-    """With ``plan``: the executor's ``<results>`` object per round, as written inside :attr:`rationale`
-    (JSONL key ``results``; optional, absent in older files)."""
+    tool_results: dict | None = None
+    """The executor's ``<results>`` object for :attr:`plan`, as written inside :attr:`rationale` (JSONL key
+    ``results``)."""
 
     @property
     def reference_rollout(self) -> str:
@@ -234,14 +254,9 @@ def generate_sample(
     ctx = QueryContext(
         allowed_uses=set(kb.all_uses) - set(holdout.uses) if train else None,
         allowed_traits=set(kb.all_traits) - set(holdout.traits) if train else None,
-        allowed_templates=None,
-        heldout_templates=set(holdout.templates),
+        allow_heldout=not train,
         prefer_heldout=0.0 if train else 0.4,
     )
-    if train:
-        ctx.allowed_templates = {f"{k}.{i}" for k, v in TEMPLATES.items() for i in range(len(v))} - set(
-            holdout.templates
-        )
     allowed_keys = set(kb.keys) - held_obj if train else None
     category = str(rng.choice(CATEGORIES, p=[CATEGORY_WEIGHTS[c] for c in CATEGORIES]))
     level = int(rng.integers(1, 4))
@@ -308,7 +323,7 @@ def generate_sample(
             for f in draft.facts
         ):
             novel.append("fact")
-        if draft.template_id in holdout.templates:
+        if draft.heldout_wording:
             novel.append("template")
         if want_novel_fact and attempt < 20 and "fact" not in novel:
             continue

@@ -68,6 +68,10 @@ MOTIONS = (
     "leave_right",
 )
 GENERATOR_NAME = "fastreasonseg.synthetic"
+ID_FROM_ZERO_RATE = 0.35
+"""Share of scenes whose instance ids start at 0 (perception numbers from 0; the generator used to start at 1)."""
+EXTRA_RATE = 0.4
+"""Chance of each background surface (floor / ground, wall / sky) in a scene."""
 
 
 @dataclass
@@ -340,6 +344,8 @@ class SceneGenerator:
             if inst is not None:
                 insts.append(inst)
                 kept.append(p.truth)
+        next_id = max([p.truth.id for p in placed], default=0) + 1
+        insts += scene_extras(rng, h, w, horizon, indoor, next_id, depth)
         insts.sort(key=lambda i: i.id)
         twin = DigitalTwin(
             source=Source(kind="image", name=f"synthetic-{setting.replace(' ', '_')}.png", width=w, height=h),
@@ -379,9 +385,12 @@ class SceneGenerator:
         indoor = SETTINGS[setting][1]
         frames = []
         seen: set[int] = set()
+        extras: list[Instance] = []
         for k in range(t):
             tau = k / (t - 1)
             depth, shapes = self._render_frame(placed, tau, h, w, horizon, indoor)
+            if k == 0:
+                extras = scene_extras(rng, h, w, horizon, indoor, max(p.truth.id for p in placed) + 1, depth)
             insts = []
             for p, full, vis in shapes:
                 area = int(vis.sum())
@@ -391,6 +400,7 @@ class SceneGenerator:
                 if inst is not None:
                     insts.append(inst)
                     seen.add(p.truth.id)
+            insts += [e for e in extras if e.label not in ("object", "shadow") or k % 3 == e.id % 3]
             insts.sort(key=lambda i: i.id)
             index = k * stride
             frames.append(Frame(index=index, time=round(index / fps, 4), instances=insts))
@@ -428,7 +438,7 @@ class SceneGenerator:
         forced = list(motions or [])[: len(keys)]
         if forced and keys[: len(forced)] != list(required[: len(forced)]):
             forced = []
-        ids = [int(i) for i in rng.permutation(len(keys)) + 1]
+        ids = _instance_ids(rng, len(keys))
         present = set(keys)
         placed = []
         for k, (key, iid) in enumerate(zip(keys, ids, strict=True)):
@@ -447,6 +457,49 @@ class SceneGenerator:
                 self._set_motion(rng, p, w, h, forced[k] if k < len(forced) else None)
             placed.append(p)
         return placed
+
+
+def _instance_ids(rng: np.random.Generator, n: int) -> list[int]:
+    """Ids as perception writes them: from 0 (a third of the scenes) or 1, sometimes with gaps, in random order."""
+    start = 0 if rng.random() < ID_FROM_ZERO_RATE else 1
+    span = n + (int(rng.integers(1, 5)) if rng.random() < 0.25 else 0)
+    return [int(i) for i in rng.choice(np.arange(start, start + span), size=n, replace=False)]
+
+
+def _band(h: int, w: int, y0: float, y1: float) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[int(y0) : int(y1), :] = True
+    return m
+
+
+def scene_extras(
+    rng: np.random.Generator, h: int, w: int, horizon: float, indoor: bool, next_id: int, depth: np.ndarray
+) -> list[Instance]:
+    """What a real detector also reports: background surfaces (floor or ground, wall or sky) and low-score junk
+    (``object``, ``shadow``). They are not objects of the scene: no query is about them."""
+    out: list[Instance] = []
+    surfaces = [("floor", "carpet") if indoor else ("ground", "grass"), ("wall", "ceiling") if indoor else ("sky", "")]
+    bands = [(horizon, h), (0, horizon)]
+    for (name, alt), (y0, y1) in zip(surfaces, bands, strict=True):
+        if rng.random() < EXTRA_RATE:
+            alts = [(alt, round(float(rng.uniform(0.1, 0.4)), 4))] if alt and rng.random() < 0.5 else []
+            inst = Instance.from_mask(
+                next_id, name, _band(h, w, y0, y1), score=float(rng.uniform(0.3, 0.7)), alt_labels=alts, depth_map=depth
+            )
+            if inst is not None:
+                out.append(inst)
+                next_id += 1
+    for _ in range(int(rng.integers(0, 3))):
+        bw, bh = int(rng.integers(8, 40)), int(rng.integers(6, 30))
+        x, y = int(rng.integers(0, w - bw)), int(rng.integers(int(horizon), h - bh))
+        m = np.zeros((h, w), bool)
+        m[y : y + bh, x : x + bw] = True
+        label = str(rng.choice(["object", "shadow", "object"]))
+        inst = Instance.from_mask(next_id, label, m, score=float(rng.uniform(0.1, 0.28)), depth_map=depth)
+        if inst is not None:
+            out.append(inst)
+            next_id += 1
+    return out
 
 
 def random_scene(rng: np.random.Generator, *, video: bool = False, **kwargs) -> Scene:

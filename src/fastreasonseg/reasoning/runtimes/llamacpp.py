@@ -30,10 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fastreasonseg.errors import InputError, ModelLoadError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
 from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache, snapshot_boundary
 from fastreasonseg.reasoning.runtimes.registry import Option, RuntimeKind
+from fastreasonseg.reasoning.runtimes.sampling import LazyGrammarSampler
 from fastreasonseg.reasoning.runtimes.template import (
     ChatTemplate,
     RenderedPrompt,
@@ -204,6 +207,8 @@ class LlamaCppRuntime:
             eos_token=self._token_text(self.llm.token_eos()),
         )
         self._vocab = self.llm._model.vocab
+        self._n_vocab = self.llm.n_vocab()
+        self._sampler = LazyGrammarSampler(llama_cpp)
         self._grammars: OrderedDict[str, Any] = OrderedDict()
         self._snapshots: PrefixStateCache[_KVSnapshot] = PrefixStateCache(prefix_cache_size)
         self._last_rendered: RenderedPrompt | None = None
@@ -241,20 +246,18 @@ class LlamaCppRuntime:
         return self.template.render_text(prompt, assistant_prefix)
 
     def _grammar(self, grammar: str) -> Any:
+        """A llama.cpp grammar sampler for ``grammar`` (parsed once, cached): clone it for each generation."""
         g = self._grammars.get(grammar)
         if g is not None:
             self._grammars.move_to_end(grammar)
             return g
-        # llama.cpp parses the grammar when the sampler is built and crashes the process on a bad one: parse it
-        # here first, where a failure is a NULL sampler we can turn into an error.
-        sampler = self._lib.llama_sampler_init_grammar(self._vocab, grammar.encode("utf-8"), b"root")
-        if not sampler:
+        # llama.cpp returns NULL for a grammar it cannot parse (and prints why on stderr)
+        g = self._lib.llama_sampler_init_grammar(self._vocab, grammar.encode("utf-8"), b"root")
+        if not g:
             raise InputError("invalid GBNF grammar (llama.cpp could not parse it; it printed the reason on stderr)")
-        self._lib.llama_sampler_free(sampler)
-        g = self._lib.LlamaGrammar.from_string(grammar, verbose=False)
         self._grammars[grammar] = g
         while len(self._grammars) > 16:
-            self._grammars.popitem(last=False)
+            self._lib.llama_sampler_free(self._grammars.popitem(last=False)[1])
         return g
 
     # --------------------------------------------------------- prefix snapshots
@@ -373,10 +376,10 @@ class LlamaCppRuntime:
                 f"pass a larger n_ctx to LlamaCppRuntime or shorten the twin view"
             )
         max_new = min(max_tokens, self.n_ctx - n_prompt)
-        g = self._grammar(grammar) if grammar else None
+        g = self._lib.llama_sampler_clone(self._grammar(grammar)) if grammar else None
         cached = min(self._prepare_prefix(tokens, boundary), n_prompt - 1)
-        if temperature > 0:
-            self.llm.set_seed(self.seed if seed is None else int(seed))
+        llm = self.llm
+        rng = np.random.default_rng(self.seed if seed is None else int(seed))
 
         scanner = StopScanner(stop)
         pending = b""
@@ -384,39 +387,38 @@ class LlamaCppRuntime:
         t_first: float | None = None
         finish: str = "length"
         stopped_on: str | None = None
-        gen = self.llm.generate(
-            tokens,
-            temp=max(0.0, float(temperature)),
-            top_k=40,
-            top_p=0.95,
-            min_p=0.05,
-            repeat_penalty=1.0,
-            reset=True,
-            grammar=g,
-        )
         try:
-            for tok in gen:
+            llm.n_tokens = cached  # the live context holds tokens[:cached]; evaluate the rest (at least one)
+            llm.eval(tokens[cached:])
+            while n_new < max_new:
+                tok = self._sampler.pick(self._logits(), g, temperature, rng)
                 if t_first is None:
                     t_first = time.perf_counter()
+                if tok is None:
+                    finish = "error"
+                    break
                 n_new += 1
+                if g is not None:
+                    self._lib.llama_sampler_accept(g, tok)
                 if self._lib.llama_vocab_is_eog(self._vocab, tok):
                     finish = "stop"
                     break
-                pending += self.llm.detokenize([tok], special=False)
+                pending += llm.detokenize([tok], special=False)
                 try:
                     piece, pending = pending.decode("utf-8"), b""
                 except UnicodeDecodeError:
                     if len(pending) < 4:
+                        llm.eval([tok])
                         continue  # an incomplete multi-byte character: wait for its next bytes
                     piece, pending = pending.decode("utf-8", errors="replace"), b""
                 if scanner.feed(piece) is not None:
                     finish, stopped_on = "stop", scanner.stopped_on
                     break
-                if n_new >= max_new:
-                    break
+                if n_new < max_new:
+                    llm.eval([tok])
         finally:
-            with contextlib.suppress(Exception):
-                gen.close()
+            if g is not None:
+                self._lib.llama_sampler_free(g)
         if pending and stopped_on is None:
             scanner.feed(pending.decode("utf-8", errors="replace"))
             stopped_on = scanner.stopped_on
@@ -427,6 +429,7 @@ class LlamaCppRuntime:
         return Completion(
             text=scanner.text,
             finish_reason=finish,  # type: ignore[arg-type]
+            error="the grammar allows no token here" if finish == "error" else None,
             stopped_on=stopped_on,
             prompt_tokens=n_prompt,
             cached_tokens=cached,
@@ -436,8 +439,17 @@ class LlamaCppRuntime:
             total_ms=(t_end - t0) * 1000.0,
         )
 
+    def _logits(self) -> np.ndarray:
+        """Logits of the last evaluated position (a view into llama.cpp's buffer)."""
+        ptr = self._lib.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+
     def close(self) -> None:
         """Free the model and its context now (also done at exit)."""
+        for g in getattr(self, "_grammars", {}).values():
+            with contextlib.suppress(Exception):
+                self._lib.llama_sampler_free(g)
+        self._grammars = OrderedDict()
         llm = getattr(self, "llm", None)
         if llm is not None:
             with contextlib.suppress(Exception):

@@ -11,4 +11,4 @@ def _above(a, b, s: float) -> bool:
     return a.cy < b.y0 + 0.25 * b.h - 0.02 * s and x_overlap(a, b) >= 0.2 * s
 
 
-TOOL = relation_tool("above", "above", _above, "objects of A over B (higher up, overlapping it left to right)")
+TOOL = relation_tool("above", "above", _above, "A over B")

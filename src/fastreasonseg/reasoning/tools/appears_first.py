@@ -3,5 +3,5 @@
 from fastreasonseg.reasoning.tools.kinds import superlative_tool, track_key
 
 TOOL = superlative_tool(
-    "appears_first", track_key(lambda o, s: o.track.first_frame), "the object of A that appears first", video_only=True
+    "appears_first", track_key(lambda o, s: o.track.first_frame), "A's first to appear", video_only=True
 )

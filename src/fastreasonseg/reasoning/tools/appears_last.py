@@ -3,5 +3,5 @@
 from fastreasonseg.reasoning.tools.kinds import superlative_tool, track_key
 
 TOOL = superlative_tool(
-    "appears_last", track_key(lambda o, s: -o.track.first_frame), "the object of A that appears last", video_only=True
+    "appears_last", track_key(lambda o, s: -o.track.first_frame), "A's last to appear", video_only=True
 )

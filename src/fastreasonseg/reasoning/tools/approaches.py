@@ -9,4 +9,4 @@ def _approaches(o, scene, s: float) -> bool:
     return d is not None and d < -0.05 * s
 
 
-TOOL = track_tool("approaches", _approaches, "objects of A coming toward the camera", "come toward the camera")
+TOOL = track_tool("approaches", _approaches, "A coming closer", "come toward the camera")

@@ -4,7 +4,7 @@ third, ``top right`` the top-right ninth, ``center`` the middle ninth)."""
 from __future__ import annotations
 
 from fastreasonseg.reasoning.tools.base import SET, Selection, Tool, ToolContext
-from fastreasonseg.reasoning.tools.kinds import PLACE
+from fastreasonseg.reasoning.tools.kinds import PLACE, PLACES
 
 
 def in_place(cx: float, cy: float, place: str, s: float = 1.0) -> bool:
@@ -25,4 +25,4 @@ def _run(ctx: ToolContext, a: Selection, place: str) -> Selection:
     return Selection.of(ids, f"at the {place}") if ids else Selection((), f"nothing at the {place}")
 
 
-TOOL = Tool("at", (SET, PLACE), _run, "objects of A in that part of the picture")
+TOOL = Tool("at", (SET, PLACE), _run, "A in that part of the picture (place: " + ", ".join(PLACES) + ")")

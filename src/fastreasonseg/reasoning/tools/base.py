@@ -3,9 +3,10 @@
 An operator (a *tool*) is a typed function over the twin that the executor evaluates exactly (docs/design.md,
 "The plan language"). It declares its parameters (:class:`Param`): an object set (``set``, any sub-expression),
 a small ordinal (``ordinal``, 1..9), a word from a closed list (``choice``), one name (``text``, a phrase for the
-detector) or candidate names (``names``, ``cup|mug``). The grammar, the system prompt's operator list, the format reward and the synthetic generator are
-all derived from these declarations (:class:`~fastreasonseg.reasoning.tools.ToolRegistry`), so a new operator is a
-new file in this package with one ``TOOL = Tool(...)`` in it.
+detector) or candidate names (``names``, ``cup|mug``). The grammar, the system prompt's operator list, the format
+reward and the synthetic generator are all derived from these declarations
+(:class:`~fastreasonseg.reasoning.tools.ToolRegistry`), so a new operator is a new file in this package with one
+``TOOL = Tool(...)`` in it.
 
 Every operator returns a :class:`Selection` (ids in a stable order, plus the facts it used) or raises
 :class:`ToolError` with a message for the model; the executor never lets any other exception out.
@@ -43,7 +44,7 @@ class Param:
 
     def signature(self) -> str:
         if self.kind == "choice":
-            s = "|".join(self.choices)
+            s = self.name
         elif self.kind == "ordinal":
             s = "k"
         elif self.kind == "text":

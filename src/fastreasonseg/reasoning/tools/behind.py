@@ -7,4 +7,4 @@ def _behind(a, b, s: float) -> bool:
     return a.depth is not None and b.depth is not None and a.depth > b.depth + 0.05 * s
 
 
-TOOL = relation_tool("behind", "behind", _behind, "objects of A behind B (farther from the camera)")
+TOOL = relation_tool("behind", "behind", _behind, "A behind B")

@@ -8,4 +8,4 @@ def _below(a, b, s: float) -> bool:
     return a.cy > b.y1 - 0.25 * b.h + 0.02 * s and x_overlap(a, b) >= 0.2 * s
 
 
-TOOL = relation_tool("below", "below", _below, "objects of A under B (lower down, overlapping it left to right)")
+TOOL = relation_tool("below", "below", _below, "A under B")

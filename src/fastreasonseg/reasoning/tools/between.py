@@ -45,4 +45,4 @@ def _run(ctx: ToolContext, a: Selection, b: Selection, c: Selection) -> Selectio
     return Selection.of(ids, phrase) if ids else Selection((), f"nothing {phrase}")
 
 
-TOOL = Tool("between", (SET, ANCHOR, Param("C", "set")), _run, "objects of A between B and C")
+TOOL = Tool("between", (SET, ANCHOR, Param("C", "set")), _run, "A between B and C")

@@ -30,4 +30,4 @@ def _run(ctx: ToolContext, a: Selection, b: Selection, k: int | None = None) -> 
     return Selection.of([ranked[k - 1][1]], f"{ordinal_word(k)}closest to {anchor.cite()}")
 
 
-TOOL = Tool("closest_to", (SET, ANCHOR, ORDINAL), _run, "the object of A closest to B")
+TOOL = Tool("closest_to", (SET, ANCHOR, ORDINAL), _run, "A's closest to B")

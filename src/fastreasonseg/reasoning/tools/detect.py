@@ -119,4 +119,4 @@ def _run(ctx: ToolContext, text: str) -> Selection:
     return Selection.of(ctx.scene.order(found_ids), f"detected {text!r}")
 
 
-TOOL = Tool("detect", (Param("name", "text"),), _run, "run the detector for a name on the images, select what it finds")
+TOOL = Tool("detect", (Param("name", "text"),), _run, "run the detector for a name")

@@ -7,4 +7,4 @@ def _enters(o, scene, s: float) -> bool:
     return o.track.first_frame != scene.frame_indices[0]
 
 
-TOOL = track_tool("enters", _enters, "objects of A that appear after the start", "appear after the start")
+TOOL = track_tool("enters", _enters, "A coming into view later", "appear after the start")

@@ -13,4 +13,4 @@ def _run(ctx: ToolContext, a: Selection, b: Selection) -> Selection:
     return Selection.of(ids, f"{len(a.ids) - len(ids)} excluded" if drop & set(a.ids) else "")
 
 
-TOOL = Tool("exclude", (SET, ANCHOR), _run, "objects of A that are not in B")
+TOOL = Tool("exclude", (SET, ANCHOR), _run, "A but not B")

@@ -8,4 +8,4 @@ def _key(o, s):
     return None if d is None else -d
 
 
-TOOL = superlative_tool("farthest", _key, "the object of A farthest from the camera", need="depth")
+TOOL = superlative_tool("farthest", _key, "A's farthest from the camera", need="depth")

@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import superlative_tool, track_key
 
-TOOL = superlative_tool("fastest", track_key(lambda o, s: -o.track.speed), "the fastest object of A", video_only=True)
+TOOL = superlative_tool("fastest", track_key(lambda o, s: -o.track.speed), "A's fastest", video_only=True)

@@ -7,4 +7,4 @@ def _front(a, b, s: float) -> bool:
     return a.depth is not None and b.depth is not None and a.depth < b.depth - 0.05 * s
 
 
-TOOL = relation_tool("front", "in front of", _front, "objects of A in front of B (nearer the camera)")
+TOOL = relation_tool("front", "in front of", _front, "A in front of B")

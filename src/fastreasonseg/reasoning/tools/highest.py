@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import superlative_tool
 
-TOOL = superlative_tool("highest", lambda o, s: o.mean("cy"), "the object of A highest up in the picture")
+TOOL = superlative_tool("highest", lambda o, s: o.mean("cy"), "A's highest up")

@@ -8,4 +8,4 @@ def _inside(a, b, s: float) -> bool:
     return a.area < b.area and inside_fraction(a, b) >= 0.7 + 0.1 * s
 
 
-TOOL = relation_tool("inside", "inside", _inside, "objects of A in or inside B")
+TOOL = relation_tool("inside", "inside", _inside, "A inside B")

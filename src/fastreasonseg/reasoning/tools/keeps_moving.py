@@ -7,6 +7,6 @@ from fastreasonseg.reasoning.tools.motion import path_length, tail
 TOOL = track_tool(
     "keeps_moving",
     lambda o, sc, s: path_length(tail(o)) >= 0.03 * s,
-    "objects of A still moving at the end",
+    "A still moving at the end",
     "still moving at the end",
 )

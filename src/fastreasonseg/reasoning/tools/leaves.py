@@ -7,4 +7,4 @@ def _leaves(o, scene, s: float) -> bool:
     return o.track.last_frame != scene.frame_indices[-1]
 
 
-TOOL = track_tool("leaves", _leaves, "objects of A that leave the view before the end", "leave before the end")
+TOOL = track_tool("leaves", _leaves, "A leaving the view", "leave before the end")

@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import relation_tool
 
-TOOL = relation_tool("left", "left of", lambda a, b, s: a.cx < b.cx - 0.03 * s, "objects of A left of B")
+TOOL = relation_tool("left", "left of", lambda a, b, s: a.cx < b.cx - 0.03 * s, "A left of B")

@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import superlative_tool
 
-TOOL = superlative_tool("leftmost", lambda o, s: o.mean("cx"), "the object of A farthest left (k: k-th from left)")
+TOOL = superlative_tool("leftmost", lambda o, s: o.mean("cx"), "A's leftmost (k: k-th from the left)")

@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import superlative_tool
 
-TOOL = superlative_tool("lowest", lambda o, s: -o.mean("cy"), "the object of A lowest in the picture")
+TOOL = superlative_tool("lowest", lambda o, s: -o.mean("cy"), "A's lowest")

@@ -3,6 +3,4 @@
 from fastreasonseg.reasoning.tools.kinds import track_tool
 from fastreasonseg.reasoning.tools.motion import displacement
 
-TOOL = track_tool(
-    "moves_left", lambda o, sc, s: displacement(o)[0] < -0.05 * s, "objects of A moving to the left", "move left"
-)
+TOOL = track_tool("moves_left", lambda o, sc, s: displacement(o)[0] < -0.05 * s, "A moving left", "move left")

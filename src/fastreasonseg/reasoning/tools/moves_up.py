@@ -3,4 +3,4 @@
 from fastreasonseg.reasoning.tools.kinds import track_tool
 from fastreasonseg.reasoning.tools.motion import displacement
 
-TOOL = track_tool("moves_up", lambda o, sc, s: displacement(o)[1] < -0.05 * s, "objects of A moving up", "move up")
+TOOL = track_tool("moves_up", lambda o, sc, s: displacement(o)[1] < -0.05 * s, "A moving up", "move up")

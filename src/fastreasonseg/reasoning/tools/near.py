@@ -12,4 +12,4 @@ def _near(a, b, s: float) -> bool:
     return a.depth is None or b.depth is None or abs(a.depth - b.depth) < 0.2 / s
 
 
-TOOL = relation_tool("near", "near", _near, "objects of A next to B (touching or close, at a similar depth)")
+TOOL = relation_tool("near", "near", _near, "A next to B")

@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import superlative_tool
 
-TOOL = superlative_tool("nearest", lambda o, s: o.mean("depth"), "the object of A nearest the camera", need="depth")
+TOOL = superlative_tool("nearest", lambda o, s: o.mean("depth"), "A's nearest to the camera", need="depth")

@@ -13,4 +13,4 @@ def _on(a, b, s: float) -> bool:
     return over and (resting or inside_fraction(a, b) >= 0.7 + 0.1 * s)
 
 
-TOOL = relation_tool("on", "on", _on, "objects of A on top of or resting on B")
+TOOL = relation_tool("on", "on", _on, "A on B")

@@ -9,4 +9,4 @@ def _recedes(o, scene, s: float) -> bool:
     return d is not None and d > 0.05 * s
 
 
-TOOL = track_tool("recedes", _recedes, "objects of A moving away from the camera", "move away from the camera")
+TOOL = track_tool("recedes", _recedes, "A moving away", "move away from the camera")

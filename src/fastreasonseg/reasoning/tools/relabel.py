@@ -66,4 +66,4 @@ def _run(ctx: ToolContext, a: Selection, names: str) -> Selection:
     return Selection.of([oid], f"{best} {round(100 * score)}% (no labeller: twin labels)")
 
 
-TOOL = Tool("relabel", (SET, Param("names", "names")), _run, "check candidate names for one object")
+TOOL = Tool("relabel", (SET, Param("names", "names")), _run, "check names for one object")

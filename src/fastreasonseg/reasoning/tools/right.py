@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import relation_tool
 
-TOOL = relation_tool("right", "right of", lambda a, b, s: a.cx > b.cx + 0.03 * s, "objects of A right of B")
+TOOL = relation_tool("right", "right of", lambda a, b, s: a.cx > b.cx + 0.03 * s, "A right of B")

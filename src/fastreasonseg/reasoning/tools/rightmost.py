@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import superlative_tool
 
-TOOL = superlative_tool("rightmost", lambda o, s: -o.mean("cx"), "the object of A farthest right")
+TOOL = superlative_tool("rightmost", lambda o, s: -o.mean("cx"), "A's rightmost")

@@ -17,10 +17,11 @@ from fastreasonseg.twin.schema import DigitalTwin, TrackSummary
 
 #: background surfaces: selected by name only, never by ``all``
 STUFF = frozenset(
-    "floor wall walls ceiling sky ground grass road street sidewalk pavement water sea snow sand field carpet rug "
-    "background ground plane table top tabletop countertop".split()
-    + ["snow slope", "ski slope", "wooden floor", "tile floor"]
-)
+    {
+        "floor", "wall", "ceiling", "sky", "ground", "grass", "road", "street", "sidewalk", "pavement", "water",
+        "sea", "snow", "sand", "carpet", "rug", "background", "tabletop", "countertop", "ski slope", "snow slope",
+    }
+)  # fmt: skip
 #: labels that name no kind of object (detector junk)
 JUNK = frozenset({"object", "thing", "shadow", "item", "stuff", "unknown", "background"})
 JUNK_SCORE = 0.3

@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import superlative_tool, track_key
 
-TOOL = superlative_tool("slowest", track_key(lambda o, s: o.track.speed), "the slowest object of A", video_only=True)
+TOOL = superlative_tool("slowest", track_key(lambda o, s: o.track.speed), "A's slowest", video_only=True)

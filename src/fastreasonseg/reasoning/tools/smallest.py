@@ -2,4 +2,4 @@
 
 from fastreasonseg.reasoning.tools.kinds import superlative_tool
 
-TOOL = superlative_tool("smallest", lambda o, s: o.mean("area"), "the smallest object of A in the picture")
+TOOL = superlative_tool("smallest", lambda o, s: o.mean("area"), "A's smallest")

@@ -9,4 +9,4 @@ def _stops(o, scene, s: float) -> bool:
     return path_length(head(o)) >= 0.06 * s and path_length(tail(o)) < 0.02 / s
 
 
-TOOL = track_tool("stops", _stops, "objects of A that move, then stop", "move, then stop")
+TOOL = track_tool("stops", _stops, "A moving, then stopping", "move, then stop")

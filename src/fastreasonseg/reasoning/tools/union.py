@@ -11,4 +11,4 @@ def _run(ctx: ToolContext, *sets: Selection) -> Selection:
     return Selection.of(ctx.scene.order(ids), why)
 
 
-TOOL = Tool("union", (SET, ANCHOR), _run, "objects in A or in B", variadic=True)
+TOOL = Tool("union", (SET, ANCHOR), _run, "A or B", variadic=True)
