@@ -11,6 +11,15 @@ shared 2-core CPU, so it runs on the first ``--reasoner-limit`` samples; the emb
 both on the whole split and on that same subset. Writes ``benchmarks/results/eval_baselines.json``.
 
     python benchmarks/eval_baselines.py --reasoner-limit 100
+
+``--devset DIR`` measures transfer instead: every query of a devset folder (``../shared/devset``: hand-written
+questions over twins the generator never made) with the oracle, the embedding baseline and each ``--reasoner``
+(default: the shipped ``student`` and the zero-shot ``base``), reporting gIoU, cIoU, exact id-set accuracy and the
+breakdown by category, level and targets (none / single / multi). Work folders are ``--work/devset_<name>``
+(``fastreasonseg eval run -o`` folders of the same runs resume into them). Writes
+``benchmarks/results/eval_baselines_devset.json``.
+
+    python benchmarks/eval_baselines.py --devset ../shared/devset
 """
 
 from __future__ import annotations
@@ -64,19 +73,75 @@ def _table(summary: dict) -> dict:
         "level": {k: pick(v) for k, v in g.get("level", {}).items()},
         "media": {k: pick(v) for k, v in g.get("media", {}).items()},
         "novelty": {k: pick(v) for k, v in g.get("novelty", {}).items()},
+        "targets": {k: pick(v) for k, v in g.get("targets", {}).items()},
     }
+
+
+def _machine() -> dict:
+    return {"platform": platform.platform(), "cpus": os.cpu_count()}
+
+
+def devset(root: Path, work: Path, reasoners: list[str], out: Path) -> None:
+    """Every predictor on every query of a devset folder (see the module docstring)."""
+    runs = [("oracle", "oracle", None), ("embedding", "embedding", None)] + [(r, "reasoner", r) for r in reasoners]
+    results: dict = {"benchmark": "eval_baselines_devset", "root": str(root), "machine": _machine(), "predictors": {}}
+    for name, predictor, spec in runs:
+        t0 = time.perf_counter()
+        s = run_eval(EvalConfig("devset", root, predictor=predictor, reasoner=spec), work / f"devset_{name}")
+        print_summary(s)
+        results["predictors"][name] = {
+            "spec": spec,
+            "queries": s["counts"]["evaluated"],
+            "skipped": s["counts"]["skipped"],
+            "wall_s_this_call": round(time.perf_counter() - t0, 1),
+            "all": _table(s),
+            "efficiency": s["efficiency"],
+        }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"\n{root}: gIoU / cIoU / exact ids")
+    cols = [("all", None, None)] + [
+        (v, k, v)
+        for k in ("category", "targets")
+        for v in ("semantic", "spatial", "temporal", "single", "multi", "none")
+        if v in results["predictors"]["oracle"]["all"][k]
+    ]
+    print(f"{'predictor':<12}" + "".join(f"{c[0]:>22}" for c in cols))
+    for name, entry in results["predictors"].items():
+        row = f"{name:<12}"
+        for _, kind, val in cols:
+            d = entry["all"]["overall"] if val is None else entry["all"][kind][val]
+            row += f"{d['gIoU']:>8.3f}/{d['cIoU']:.3f}/{d['exact_ids']:.3f}"
+        print(row)
+    print(f"\nwrote {out}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, help="Folder with test.jsonl (default: generate seed 0 into a temp dir).")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fastreasonseg-eval-baselines")
-    ap.add_argument("--reasoner", default="llamacpp", help="Reasoner spec (default: the base SmolLM2 GGUF).")
+    ap.add_argument(
+        "--reasoner",
+        action="append",
+        help="Reasoner spec (repeatable; default: the base SmolLM2 GGUF, with --devset: student and base).",
+    )
+    ap.add_argument("--devset", type=Path, help="Measure on this devset folder instead of the synthetic test split.")
     ap.add_argument("--reasoner-limit", type=int, default=100, help="Samples for the reasoner (0 = skip it).")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "eval_baselines.json")
+    ap.add_argument("--out", type=Path, help="Results JSON (default: benchmarks/results/eval_baselines[_devset].json).")
     args = ap.parse_args()
 
     args.work.mkdir(parents=True, exist_ok=True)
+    results_dir = ROOT / "benchmarks" / "results"
+    if args.devset is not None:
+        devset(
+            args.devset,
+            args.work,
+            args.reasoner or ["student", "base"],
+            args.out or results_dir / "eval_baselines_devset.json",
+        )
+        return
+    args.out = args.out or results_dir / "eval_baselines.json"
+    args.reasoner = (args.reasoner or ["llamacpp"])[-1]
     data = args.data
     if data is None:
         data = args.work / "synthetic"
@@ -103,7 +168,7 @@ def main() -> None:
             if same_as_training_run is False
             else None
         ),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": _machine(),
         "predictors": {},
     }
     runs = [("oracle", None), ("embedding", None)]
