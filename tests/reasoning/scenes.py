@@ -159,3 +159,55 @@ def ids_of(twin: DigitalTwin, label: str) -> list[int]:
 
 def every_id(twin: DigitalTwin) -> Sequence[int]:
     return twin.track_ids
+
+
+# ---------------------------------------------------------------------------------------------- strategies
+def plan_strategies():
+    """Hypothesis strategies: ``(names, expressions)``, where ``expressions`` draws canonical plan-language trees
+    of the default registry's operators within the parser's limits (what :func:`parse_program` returns)."""
+    from hypothesis import strategies as st
+
+    from fastreasonseg.reasoning.program import MAX_DEPTH, MAX_NODES, AllObjects, Call, Names, Ref
+    from fastreasonseg.reasoning.tools import MAX_VARIADIC, default_registry
+
+    name = st.from_regex(r"[a-z0-9][a-z0-9'.&-]{0,7}( [a-z0-9'.&-]{1,8}){0,2}", fullmatch=True).filter(
+        lambda s: s != "all"
+    )
+    name_list = st.lists(name, min_size=1, max_size=3, unique=True)
+    leaf = st.one_of(
+        name_list.map(lambda ns: Names(tuple(ns))), st.just(AllObjects()), st.integers(0, 999_999).map(Ref)
+    )
+
+    def calls(children):
+        options = []
+        for tool in default_registry():
+            parts = []
+            for p in tool.params:
+                if p.kind == "set":
+                    parts.append(children)
+                elif p.kind == "ordinal":
+                    parts.append(st.integers(1, 9) if not p.optional else st.none() | st.integers(1, 9))
+                elif p.kind == "choice":
+                    parts.append(st.sampled_from(p.choices))
+                elif p.kind == "text":
+                    parts.append(name)
+                else:
+                    parts.append(name_list.map("|".join))
+            extra = st.lists(children, max_size=MAX_VARIADIC - len(tool.params)) if tool.variadic else st.just([])
+            options.append(
+                st.tuples(st.just(tool.name), st.tuples(*parts), extra).map(lambda t: Call(t[0], (*t[1], *t[2])))
+            )
+        return st.one_of(options)
+
+    def size(e, depth=0):
+        """(deepest operator nesting, nodes) as the parser counts them."""
+        if isinstance(e, Call):
+            subs = [size(a, depth + 1) for a in e.args if isinstance(a, (Call, Names, Ref, AllObjects))]
+            return max([depth + 1, *(d for d, _ in subs)]), 1 + sum(n for _, n in subs)
+        return depth, 0 if isinstance(e, AllObjects) else 1
+
+    def within(e) -> bool:
+        d, n = size(e)
+        return d <= MAX_DEPTH and n <= MAX_NODES
+
+    return name, st.recursive(leaf, calls, max_leaves=6).filter(within)
