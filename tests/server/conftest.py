@@ -33,17 +33,18 @@ def free_port() -> int:
 class ServerProcess:
     """One ``fastreasonseg serve`` subprocess; ``url`` is its base URL."""
 
-    def __init__(self, store: Path, args: list[str], log: Path) -> None:
+    def __init__(self, store: Path, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.store = store
         self.args = args
         self.log_path = log
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90.0) -> ServerProcess:
         cmd = [sys.executable, "-m", "fastreasonseg", "serve", "--port", str(self.port), "--store", str(self.store)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen([*cmd, *self.args], stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout
@@ -167,3 +168,64 @@ def server(tmp_path_factory, tiny_models):
     srv.start()
     yield srv
     srv.stop()
+
+
+# ---------------------------------------------------------------------------------------------- in-process app
+class GatedRuntime:
+    """A reasoner runtime that answers ``{"ids": [1]}`` once :attr:`gate` is set (set by default).
+
+    Clear the gate to hold every question inside the model call: the queue then fills deterministically.
+    """
+
+    name = "gated"
+    n_ctx = 4096
+
+    def __init__(self) -> None:
+        import threading
+
+        self.gate = threading.Event()
+        self.gate.set()
+        self.calls = 0
+        self.prompts: list = []
+
+    def complete(self, prompt, assistant_prefix, *, stop, max_tokens, **_kw):
+        from fastreasonseg.reasoning.runtimes.base import Completion
+
+        self.calls += 1
+        self.prompts.append(prompt)
+        if not self.gate.wait(120):
+            raise RuntimeError("the test never opened the gate")
+        opened = "" if assistant_prefix.endswith("<reason>") else "<reason>"
+        return Completion(
+            text=opened + 'the first object</reason>\n<answer>{"ids": [1]}</answer>',
+            finish_reason="stop",
+            stopped_on="</answer>",
+            prompt_tokens=100,
+            completion_tokens=12,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return (len(text) + 2) // 3
+
+
+@pytest.fixture
+def make_client(tmp_path):
+    """``make_client(**ServerConfig fields)`` → a started ``TestClient`` on ``http://localhost`` (closed after the
+    test); the reasoner is a :class:`GatedRuntime` unless ``reasoner=`` is given."""
+    from fastapi.testclient import TestClient
+
+    from fastreasonseg.server import ServerConfig, create_app
+
+    clients = []
+
+    def make(base_url: str = "http://localhost", **fields):
+        fields.setdefault("reasoner", GatedRuntime())
+        fields.setdefault("store", tmp_path / f"store{len(clients)}")
+        client = TestClient(create_app(ServerConfig(**fields)), base_url=base_url, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)

@@ -68,6 +68,8 @@ def test_upload_build_ask_masks(server, photo):
         listed = c.get(f"/twins/{up['id']}/results").json()
         assert [x["result_id"] for x in listed] == [res["result_id"]]
         assert c.get(f"/results/{up['id']}/{res['result_id']}/%2e%2e/%2e%2e/status.json").status_code == 404
+        r = c.get(f"/results/{up['id']}/{res['result_id']}/result.json%00.png")  # was a 500 (embedded null byte)
+        assert r.status_code == 404 and "no result file" in r.json()["detail"]
 
 
 def test_example_twin_ask(server):
@@ -235,7 +237,7 @@ def test_streaming_limit_and_disconnect(server, photo):
     before = _store_snapshot(server)
     # chunked upload without Content-Length: the limit (1 MiB) is enforced while the body streams in
     head = (
-        b"POST /twins?filename=big.jpg HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        b"POST /twins?filename=big.jpg HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/jpeg\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n"
     )
     chunk = b"\xff\xd8\xff" + b"\0" * (256 * 1024 - 3)
@@ -251,7 +253,7 @@ def test_streaming_limit_and_disconnect(server, photo):
     )
     data = photo.read_bytes()
     head = (
-        b"POST /twins HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=" + boundary + b"\r\n"
+        b"POST /twins HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=" + boundary + b"\r\n"
         b"Content-Length: %d\r\n\r\n" % (len(body_head) + len(data) + 200)
     )
     _raw_request(server, head, [body_head, data[: len(data) // 2]], read=False)
@@ -262,8 +264,10 @@ def test_streaming_limit_and_disconnect(server, photo):
         assert c.get("/twins/example").status_code == 200
 
 
-def test_bounded_concurrency(server):
-    """16 asks at once against 2 workers and a queue of 6: each is answered or refused with 503 + Retry-After."""
+def test_concurrent_asks_stay_bounded(server):
+    """16 asks at once against 2 workers and a queue of 6: each is answered or refused with 503 + Retry-After, the
+    server's memory stays bounded and the queue drains. (How many get 503 depends on timing; that the 4th question
+    behind a busy model gets one is tested deterministically in test_app.py::test_ask_queue_full_is_503.)"""
     proc = psutil.Process(server.proc.pid)
     codes: list[int] = []
     retry: list[str | None] = []
@@ -291,8 +295,8 @@ def test_bounded_concurrency(server):
     stop.set()
     w.join()
     assert len(codes) == 16 and set(codes) <= {200, 503}, codes
-    assert codes.count(200) >= 1 and codes.count(200) >= 6 - 1, codes
-    assert all(r is not None for c, r in zip(codes, retry, strict=True) if c == 503)
+    assert codes.count(200) >= 6, codes  # the queue holds 6: at least the first 6 are answered
+    assert all(r == "5" for c, r in zip(codes, retry, strict=True) if c == 503)
     assert peak[0] < 3 * 1024**3, f"server RSS peaked at {peak[0] / 1e6:.0f} MB"
     with server.client() as c:
         assert c.get("/health").json()["pending_asks"] == 0

@@ -96,3 +96,45 @@ def test_upload_in_browser(server, page, photo):
     page.set_input_files("#file-input", str(bad))
     page.wait_for_selector("#error:not([hidden])")
     assert "415" in page.inner_text("#error")
+
+
+TOKEN = "browser-test-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    from .conftest import ServerProcess
+
+    root = tmp_path_factory.mktemp("web-token")
+    srv = ServerProcess(root / "store", ["--token", TOKEN, "--log-level", "warning"], root / "server.log")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_page_with_a_token(token_server, page):
+    """Without the token the page asks for it; the link `fastreasonseg serve` prints signs in, and the example works
+    (the overlay image is fetched with the cookie)."""
+    page.context.clear_cookies()
+    page.goto(token_server.url + "/")
+    page.wait_for_selector("#token-form:not([hidden])")
+    page.fill("#token", "wrong-token-wrong-token")
+    page.click("#token-btn")
+    page.wait_for_function("() => document.getElementById('error').textContent.includes('401')")
+    page.goto(token_server.url + "/#token=" + TOKEN)
+    page.wait_for_function("() => location.hash === ''")  # the token leaves the address bar at once
+    page.wait_for_selector("#twins li")
+    assert page.locator("#token-form").is_hidden()
+    page.click("#example-btn")
+    page.wait_for_function("() => !document.getElementById('query').disabled")
+    page.fill("#query", "the spoon")
+    page.click("#ask-btn")
+    _overlay_loaded(page)
+    assert page.locator("#error").is_hidden()
+    page.context.clear_cookies()
+    page.goto(token_server.url + "/")
+    page.wait_for_selector("#token-form:not([hidden])")
+    page.fill("#token", TOKEN)
+    page.click("#token-btn")
+    page.wait_for_selector("#twins li")
+    assert page.locator("#token-form").is_hidden()

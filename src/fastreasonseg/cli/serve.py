@@ -1,4 +1,9 @@
-"""``fastreasonseg serve``: the HTTP API and web page on one local port."""
+"""``fastreasonseg serve``: the HTTP API and web page on one local port.
+
+Access (docs/server.md): on loopback (the default) anyone on this machine may call it unless ``--token`` /
+``FASTREASONSEG_TOKEN`` is set; any other address needs a token, or ``--no-auth`` on purpose. Only loopback host
+names (plus the bound address and ``--allowed-host``) are answered, and browsers may only write from the
+server's own page (plus ``--allow-origin``)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from fastreasonseg.cli.common import REASONER_HELP, console, fail
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 = every interface)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface to listen on (0.0.0.0 = every interface: needs --token or --no-auth)."
+    ),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
     store: Path = typer.Option(
         Path("fastreasonseg-store"), "--store", help="Directory of the twin store (kept across restarts)."
@@ -39,6 +46,22 @@ def serve(
         False, "--no-requeue", help="On restart, mark twins that were being built as failed instead of rebuilding."
     ),
     no_example: bool = typer.Option(False, "--no-example", help="Do not add the example twin to the store."),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar="FASTREASONSEG_TOKEN",
+        show_envvar=True,
+        help="Bearer token every API request must carry (at least 16 characters); the web page asks for it once.",
+    ),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Serve a non-loopback address without a token (anyone who reaches it may use it)."
+    ),
+    allowed_host: list[str] = typer.Option(
+        [], "--allowed-host", help="Another Host name to answer to (repeatable; '*' = any). Loopback names always."
+    ),
+    allow_origin: list[str] = typer.Option(
+        [], "--allow-origin", help="A web origin allowed to call the API from a browser (CORS; repeatable)."
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve the HTTP API (docs at /docs) and the web page (at /) from a local twin store."""
@@ -50,6 +73,12 @@ def serve(
         fail(f"the server needs FastAPI and uvicorn: pip install 'fastreasonseg[server]' ({exc})")
     from fastreasonseg.config import PerceptionConfig
     from fastreasonseg.server.config import ServerConfig
+    from fastreasonseg.server.security import WILDCARD_BINDS, allowed_hosts_for, bind_problem, is_loopback
+
+    token = token or None
+    problem = bind_problem(host, token, no_auth)
+    if problem is not None:
+        fail(problem)
 
     perception = PerceptionConfig(stride=stride, max_frames=max_frames, device=device)
     for name, value in (("segmenter", segmenter), ("depth", depth), ("labeller", labeller)):
@@ -75,10 +104,20 @@ def serve(
         build_timeout_s=build_timeout,
         requeue_on_restart=not no_requeue,
         example=not no_example,
+        token=token,
+        allowed_hosts=allowed_hosts_for(host, allowed_host),
+        allow_ip_hosts=host in WILDCARD_BINDS,
+        allowed_origins=tuple(allow_origin),
     )
     if no_video:
         cfg.video_types = ()
     app = create_app(cfg)
-    shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    console.print(f"fastreasonseg: store {cfg.store.resolve()}, web page http://{shown}:{port}/", highlight=False)
+    shown = "localhost" if host in ("127.0.0.1", "::1", *WILDCARD_BINDS) else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    page = f"http://{shown}:{port}/" + (f"#token={token}" if token else "")
+    console.print(f"fastreasonseg: store {cfg.store.resolve()}, web page {page}", highlight=False, soft_wrap=True)
+    if token is None and not is_loopback(host):
+        console.print(
+            f"fastreasonseg: no token (--no-auth): anyone who reaches {host}:{port} may use it", style="yellow"
+        )
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

@@ -1,9 +1,11 @@
-"""Settings of the HTTP server: where the store lives, which models, and every limit.
+"""Settings of the HTTP server: where the store lives, which models, who may call it, and every limit.
 
 Every field is also a ``fastreasonseg serve`` flag (see :mod:`fastreasonseg.cli.serve`). The defaults
 suit one CPU machine: one perception worker (building twins is heavy and memory-hungry), two ask
 workers whose model calls are serialised on one lock (the llama.cpp runtime is not thread-safe),
 and bounded queues so a burst of requests waits its turn or gets ``503`` instead of exhausting memory.
+Access (:mod:`fastreasonseg.server.security`): an optional bearer token, a Host allow-list of loopback
+names, and no cross-origin requests unless an origin is listed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from fastreasonseg.config import PerceptionConfig
 from fastreasonseg.reasoning.config import ReasonerConfig
+from fastreasonseg.reasoning.runtimes.base import Runtime
 
 DEFAULT_IMAGE_TYPES = (
     "image/jpeg",
@@ -31,6 +34,8 @@ DEFAULT_VIDEO_TYPES = (
     "video/avi",
     "video/mpeg",
 )
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Host names a server on the loopback interface answers to (the default Host allow-list)."""
 
 
 @dataclass
@@ -39,8 +44,9 @@ class ServerConfig:
 
     store: Path = Path("fastreasonseg-store")
     """Directory of the twin store (created if missing); survives restarts."""
-    reasoner: str | None = None
-    """Reasoner spec (``None`` = the offline default, see :func:`fastreasonseg.api.resolve_reasoner_spec`)."""
+    reasoner: str | Runtime | None = None
+    """Reasoner spec (``None`` = the offline default, see :func:`fastreasonseg.api.resolve_reasoner_spec`), or a
+    ready :class:`~fastreasonseg.reasoning.runtimes.Runtime` (embedding the server, tests)."""
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     reasoner_config: ReasonerConfig = field(default_factory=ReasonerConfig)
 
@@ -82,6 +88,23 @@ class ServerConfig:
     """Put the example twin shipped with the package in the store (id ``example``)."""
     retry_after_s: int = 5
     """``Retry-After`` seconds sent with ``503``."""
+
+    # ---------------------------------------------------------------- access
+    token: str | None = None
+    """Bearer token every API request must carry (``Authorization: Bearer <token>``, or the cookie the web page
+    gets from ``POST /auth``); ``None`` = no token. ``fastreasonseg serve`` takes it from ``--token`` or the
+    ``FASTREASONSEG_TOKEN`` environment variable, and refuses to listen on a non-loopback address without one
+    unless ``--no-auth`` is given."""
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    """Host names the server answers to (the ``Host`` header, port ignored); any other gets ``400``. This is
+    what stops a web page on another site from reaching the server through DNS rebinding. ``"*"`` = any host."""
+    allow_ip_hosts: bool = False
+    """Also answer to any IP address in the ``Host`` header (DNS rebinding needs a host *name*, so an IP is
+    safe); ``fastreasonseg serve`` turns it on when listening on every interface (``0.0.0.0`` / ``::``)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Web origins (``https://app.example.com``) other than the server's own that may call the API from a
+    browser (CORS). Empty by default: a cross-origin ``POST`` / ``DELETE`` (an upload from another site's page)
+    gets ``403``, and no CORS headers are sent."""
 
     def allowed_types(self) -> tuple[str, ...]:
         return tuple(self.image_types) + tuple(self.video_types)

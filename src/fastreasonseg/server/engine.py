@@ -4,8 +4,9 @@
   vision models: a builder's video tracking state is not shareable). Progress is the fraction of frames
   processed, written to the twin's ``status.json`` as it goes; a deleted twin or a build past
   ``build_timeout_s`` stops at the next frame.
-* **Asks** run on ``ask_workers`` threads. The reasoner (llama.cpp is not thread-safe) is called under
-  one lock; loading the twin, decoding masks and writing the result files happen outside it. The
+* **Asks** run on ``ask_workers`` threads, each answered by the one :meth:`FastReasonSeg.ask` the Python API
+  uses, under one lock (llama.cpp is not thread-safe); loading the twin and writing the result files (mask
+  PNGs, overlay) happen outside it. The
   ``detect``/``relabel`` tools borrow an idle builder's perception models when one has been loaded (a
   busy one makes the tool answer "busy" inside ``<results>``, never block the ask).
 * Both queues are capped (``max_queued_builds`` / ``max_queued_asks``): past the cap a request is
@@ -300,12 +301,6 @@ class Engine:
         n = -(-media.num_frames // max(1, cfg.stride))
         return max(1, min(n, cfg.max_frames) if cfg.max_frames else n)
 
-    def build_now(self, twin_id: str, timeout: float) -> dict[str, Any]:
-        """Queue a build (reservation held by the caller) and wait for it; returns the final status."""
-        fut = self.submit_build(twin_id)
-        fut.result(timeout=timeout)
-        return self.store.read_status(twin_id) or {}
-
     # ------------------------------------------------------------------ twins
     def load(self, twin_id: str) -> tuple[DigitalTwin, Any]:
         """The ready twin (cached) and its lazily read source frames (``None`` without a source)."""
@@ -365,19 +360,15 @@ class Engine:
             self.pending_asks = max(0, self.pending_asks - 1)
 
     def _ask(self, twin_id: str, query: str, submitted: float) -> dict[str, Any]:
-        from fastreasonseg.api import SegmentationResult
-        from fastreasonseg.reasoning.tools import ToolContext
-
+        """Answer with :meth:`FastReasonSeg.ask` under the model lock, then write the result files outside it."""
         t_start = time.time()
         twin, frames = self.load(twin_id)
         perception = _BorrowedPerception(self._slots) if frames is not None and self._any_loaded() else None
-        ctx = ToolContext(frames=frames, perception=perception)
         t_lock = time.time()
         with self._reasoner_lock:
             t_model = time.time()
-            rollout = self.frs.reasoner.ask(twin, query, ctx)
+            result = self.frs.ask(twin, query, frames=frames, perception=perception)
         t_done = time.time()
-        result = SegmentationResult.from_rollout(rollout, twin, frames)
         result.timings_ms.update(
             queue_ms=round((t_start - submitted) * 1000, 1),
             load_ms=round((t_lock - t_start) * 1000, 1),

@@ -2,7 +2,8 @@
 
 The size limit is enforced chunk by chunk (``413`` as soon as it is crossed, or at once from
 ``Content-Length``), the first bytes are sniffed (``415`` for anything that is not a supported image,
-video or twin JSON, whatever the declared type says), and a client that goes away mid-upload leaves
+video or twin JSON, whatever the declared type says; a file declared as JSON, by its type or a ``.json`` name,
+goes to the twin JSON check, which says what is wrong with it: ``422``), and a client that goes away mid-upload leaves
 nothing behind: the temporary file is removed on every path that does not hand it over.
 
 Two request shapes are accepted: ``multipart/form-data`` with a ``file`` part (and text fields such as
@@ -105,11 +106,12 @@ class Upload:
 class _Sink:
     """Writes one file part to disk, enforcing the size limit and sniffing its first bytes."""
 
-    def __init__(self, path: Path, config: ServerConfig, declared: str, allow_json: bool) -> None:
+    def __init__(self, path: Path, config: ServerConfig, declared: str, allow_json: bool, filename: str = "") -> None:
         self.path = path
         self.config = config
         self.declared = _alias(declared.lower())
         self.allow_json = allow_json
+        self.filename = filename
         self.fh: IO[bytes] | None = None
         self.size = 0
         self.head = b""
@@ -149,8 +151,13 @@ class _Sink:
             self.fh = open(self.path, "wb")  # noqa: SIM115 (closed in close())
         self.fh.write(data)
 
+    def _declares_json(self) -> bool:
+        return self.declared in JSON_TYPES or self.filename.lower().endswith(".json")
+
     def _sniff(self) -> None:
         mt = sniff(self.head)
+        if mt is None and self.allow_json and self._declares_json():
+            mt = "application/json"  # a twin JSON that does not parse: reading it says why (422)
         if mt is None or mt not in self._allowed():
             shown = self.declared or "unknown"
             what = "a twin JSON file" if mt == "application/json" else (mt or "not a supported image or video")
@@ -190,14 +197,15 @@ async def receive_upload(request: Request, dest: Path, config: ServerConfig, *, 
     try:
         if ctype_s == "multipart/form-data":
             return await _receive_multipart(request, dest, config, params, allow_json)
-        sink = _Sink(dest, config, ctype_s, allow_json)
+        given = request.query_params.get("filename") or ""
+        sink = _Sink(dest, config, ctype_s, allow_json, given)
         try:
             async for chunk in request.stream():
                 sink.write(chunk)
             sink.finish()
         finally:
             sink.close()
-        name = request.query_params.get("filename") or f"upload{SUFFIXES.get(sink.media_type or '', '')}"
+        name = given or f"upload{SUFFIXES.get(sink.media_type or '', '')}"
         return Upload(dest, _clean_name(name), ctype_s, sink.media_type or "", sink.size)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -210,71 +218,80 @@ def _clean_name(name: str) -> str:
     return "".join(c for c in name if c.isprintable())[:200] or "upload"
 
 
+class _MultipartForm:
+    """The callbacks of python-multipart's streaming parser: the ``file`` part goes to a :class:`_Sink`, other parts
+    are kept as text fields (each at most ``MAX_FIELD_BYTES``)."""
+
+    def __init__(self, dest: Path, config: ServerConfig, allow_json: bool) -> None:
+        self.dest, self.config, self.allow_json = dest, config, allow_json
+        self.fields: dict[str, bytes] = {}
+        self.sink: _Sink | None = None
+        self.filename = "upload"
+        self.declared = ""
+        self._headers: dict[str, bytes] = {}
+        self._field = self._value = self._buf = b""
+        self._name = ""
+        self._in_file = False
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self._headers, self._name, self._in_file, self._buf = {}, "", False, b""
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._field.decode("latin-1").lower()] = self._value
+        self._field = self._value = b""
+
+    def on_headers_finished(self) -> None:
+        _, disp = parse_options_header(self._headers.get("content-disposition", b""))
+        self._name = disp.get(b"name", b"").decode("utf-8", "replace")
+        fn = disp.get(b"filename")
+        if self._name != "file" and fn is None:
+            return
+        if self.sink is not None:
+            raise HTTPException(422, "send one file per request")
+        ct, _ = parse_options_header(self._headers.get("content-type", b"").decode("latin-1"))
+        self.declared = ct.decode("latin-1")
+        self.filename = fn.decode("utf-8", "replace") if fn else "upload"
+        self.sink = _Sink(self.dest, self.config, self.declared, self.allow_json, self.filename)
+        self._in_file = True
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_file and self.sink is not None:
+            self.sink.write(data[start:end])
+            return
+        self._buf += data[start:end]
+        if len(self._buf) > MAX_FIELD_BYTES:
+            raise HTTPException(413, f"form field {self._name!r} is longer than {MAX_FIELD_BYTES} bytes")
+
+    def on_part_end(self) -> None:
+        if not self._in_file and self._name:
+            self.fields[self._name] = self._buf
+
+
 async def _receive_multipart(
     request: Request, dest: Path, config: ServerConfig, params: dict, allow_json: bool
 ) -> Upload:
     boundary = params.get(b"boundary")
     if not boundary:
         raise HTTPException(422, "multipart/form-data without a boundary")
-    state: dict = {"headers": {}, "field": b"", "value": b"", "name": None, "filename": None, "sink": None}
-    fields: dict[str, bytes] = {}
-    result: dict = {}
-
-    def on_part_begin() -> None:
-        state["headers"] = {}
-        state["name"] = state["filename"] = state["sink"] = None
-        state["buf"] = b""
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["field"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["value"] += data[start:end]
-
-    def on_header_end() -> None:
-        state["headers"][state["field"].decode("latin-1").lower()] = state["value"]
-        state["field"] = state["value"] = b""
-
-    def on_headers_finished() -> None:
-        _, disp = parse_options_header(state["headers"].get("content-disposition", b""))
-        name = disp.get(b"name", b"").decode("utf-8", "replace")
-        state["name"] = name
-        fn = disp.get(b"filename")
-        if name == "file" or fn is not None:
-            if "sink" in result:
-                raise HTTPException(422, "send one file per request")
-            ctype = state["headers"].get("content-type", b"").decode("latin-1")
-            ct, _ = parse_options_header(ctype)
-            state["sink"] = _Sink(dest, config, ct.decode("latin-1"), allow_json)
-            state["filename"] = fn.decode("utf-8", "replace") if fn else "upload"
-            result["sink"] = state["sink"]
-            result["filename"] = state["filename"]
-            result["declared"] = ct.decode("latin-1")
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if state["sink"] is not None:
-            state["sink"].write(data[start:end])
-        else:
-            state["buf"] += data[start:end]
-            if len(state["buf"]) > MAX_FIELD_BYTES:
-                raise HTTPException(413, f"form field {state['name']!r} is longer than {MAX_FIELD_BYTES} bytes")
-
-    def on_part_end() -> None:
-        if state["sink"] is None and state["name"]:
-            fields[state["name"]] = state["buf"]
-
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
+    form = _MultipartForm(dest, config, allow_json)
+    parser = MultipartParser(boundary, form.callbacks())
     try:
         async for chunk in request.stream():
             try:
@@ -284,12 +301,12 @@ async def _receive_multipart(
             except Exception as exc:
                 raise HTTPException(422, f"malformed multipart body: {exc}") from None
         parser.finalize()
-        sink: _Sink | None = result.get("sink")
-        if sink is None:
+        if form.sink is None:
             raise HTTPException(422, "the form has no 'file' field: send the image or video as the 'file' part")
-        sink.finish()
+        form.sink.finish()
     finally:
-        if result.get("sink") is not None:
-            result["sink"].close()
-    text = {k: v.decode("utf-8", "replace") for k, v in fields.items()}
-    return Upload(dest, _clean_name(result["filename"]), result["declared"], sink.media_type or "", sink.size, text)
+        if form.sink is not None:
+            form.sink.close()
+    text = {k: v.decode("utf-8", "replace") for k, v in form.fields.items()}
+    sink = form.sink
+    return Upload(dest, _clean_name(form.filename), form.declared, sink.media_type or "", sink.size, text)

@@ -66,7 +66,6 @@ def check_twin(twin: DigitalTwin) -> list[str]:
     """Cross-field checks pydantic cannot do alone; returns every problem found (empty = valid)."""
     problems: list[str] = []
     src = twin.source
-    w, h = src.width, src.height
     if not twin.frames:
         problems.append("field 'frames': a twin needs at least one frame")
     if src.kind == "image" and len(twin.frames) > 1:
@@ -92,29 +91,35 @@ def check_twin(twin: DigitalTwin) -> list[str]:
             if inst.id in seen:
                 problems.append(f"{where}, field 'id': duplicate id in this frame")
             seen.add(inst.id)
-            x0, y0, x1, y1 = inst.box
-            t = _BOX_TOLERANCE
-            if x0 < -t or y0 < -t or x1 > w + t or y1 > h + t:
-                problems.append(f"{where}, field 'box': {[round(c, 2) for c in inst.box]} is outside the {w}x{h} frame")
-            rle = inst.mask.to_dict()
-            if tuple(inst.mask.size) != (h, w):
-                problems.append(
-                    f"{where}, field 'mask.size': {list(inst.mask.size)} does not match the frame size "
-                    f"[height, width] = [{h}, {w}]"
-                )
-                continue
-            bad = rle_is_valid(rle)
-            if bad:
-                problems.append(f"{where}, field 'mask.counts': {bad}")
-                continue
-            area = rle_area(rle)
-            if area != inst.area:
-                problems.append(f"{where}, field 'area': {inst.area} but the mask has {area} pixels")
-            if inst.depth is not None:
-                d = inst.depth
-                if not (d.min - 1e-6 <= d.mean <= d.max + 1e-6):
-                    problems.append(f"{where}, field 'depth': mean {d.mean} is not between min {d.min} and max {d.max}")
-            for k, alt in enumerate(inst.alt_labels):
-                if not alt[0] or not (0.0 <= alt[1] <= 1.0):
-                    problems.append(f"{where}, field 'alt_labels.{k}': expected [name, score in 0..1], got {list(alt)}")
+            problems.extend(f"{where}, {p}" for p in _check_instance(inst, src.width, src.height))
     return problems
+
+
+def _check_instance(inst: Any, w: int, h: int) -> list[str]:
+    """Problems of one instance in a ``w`` x ``h`` frame, each starting with the field it is about."""
+    out: list[str] = []
+    x0, y0, x1, y1 = inst.box
+    t = _BOX_TOLERANCE
+    if x0 < -t or y0 < -t or x1 > w + t or y1 > h + t:
+        out.append(f"field 'box': {[round(c, 2) for c in inst.box]} is outside the {w}x{h} frame")
+    if tuple(inst.mask.size) != (h, w):
+        out.append(
+            f"field 'mask.size': {list(inst.mask.size)} does not match the frame size [height, width] = [{h}, {w}]"
+        )
+        return out
+    rle = inst.mask.to_dict()
+    bad = rle_is_valid(rle)
+    if bad:
+        out.append(f"field 'mask.counts': {bad}")
+        return out
+    area = rle_area(rle)
+    if area != inst.area:
+        out.append(f"field 'area': {inst.area} but the mask has {area} pixels")
+    if inst.depth is not None:
+        d = inst.depth
+        if not (d.min - 1e-6 <= d.mean <= d.max + 1e-6):
+            out.append(f"field 'depth': mean {d.mean} is not between min {d.min} and max {d.max}")
+    for k, alt in enumerate(inst.alt_labels):
+        if not alt[0] or not (0.0 <= alt[1] <= 1.0):
+            out.append(f"field 'alt_labels.{k}': expected [name, score in 0..1], got {list(alt)}")
+    return out

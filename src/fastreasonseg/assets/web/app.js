@@ -11,6 +11,7 @@ async function api(path, opts = {}) {
   const r = await fetch(path, opts);
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
+  if (r.status === 401) showTokenForm(true);
   if (!r.ok) {
     let msg = body && body.detail !== undefined ? body.detail : r.statusText;
     if (Array.isArray(msg)) msg = msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("\n");
@@ -19,6 +20,36 @@ async function api(path, opts = {}) {
     throw err;
   }
   return body;
+}
+
+// The token (when the server has one) lives in an HttpOnly cookie set by POST /auth, so images and videos carry it
+// too. A link "http://host:port/#token=..." (what `fastreasonseg serve` prints) signs in once: the fragment never
+// reaches the server's logs and is removed from the address bar at once.
+function showTokenForm(show) {
+  $("token-form").hidden = !show;
+  if (show) $("token").focus();
+}
+
+async function signIn(token) {
+  const r = await fetch("/auth", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token }),
+  });
+  if (!r.ok) { showError(new Error(`${r.status}: wrong token`)); showTokenForm(true); return false; }
+  showError(null);
+  showTokenForm(false);
+  return true;
+}
+
+async function checkAuth() {
+  const m = location.hash.match(/(?:^#|&)token=([^&]*)/);
+  if (m) {
+    history.replaceState(null, "", location.pathname + location.search);
+    await signIn(decodeURIComponent(m[1]));
+  }
+  try {
+    const st = await (await fetch("/auth")).json();
+    showTokenForm(st.required && !st.authenticated);
+  } catch (e) { /* the list below shows the error */ }
 }
 
 function showError(e) {
@@ -174,6 +205,10 @@ async function refreshList() {
   markActive();
 }
 
+$("token-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (await signIn($("token").value.trim())) { $("token").value = ""; refreshList(); }
+});
 $("twins").addEventListener("click", (ev) => {
   const li = ev.target.closest("li");
   if (li) selectTwin(li.dataset.id);
@@ -192,4 +227,5 @@ drop.addEventListener("drop", (ev) => {
   drop.classList.remove("over");
   upload(ev.dataTransfer.files[0]);
 });
-refreshList();
+window.addEventListener("hashchange", () => { if (location.hash.includes("token=")) checkAuth().then(refreshList); });
+checkAuth().then(refreshList);
