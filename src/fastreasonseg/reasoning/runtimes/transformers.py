@@ -202,9 +202,18 @@ class TransformersRuntime:
                 ids.update(int(x) for x in v)
         return ids
 
-    def tokenize(self, text: str) -> list[int]:
-        """Tokens of ``text`` without added special tokens (the chat template writes them)."""
-        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """Tokens of ``text`` without added special tokens (the chat template writes them); with ``special``, special
+        tokens written in it (``<|im_start|>``) are parsed as such, without it they stay plain text."""
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=not special).input_ids)
+
+    def _prompt_tokens(self, rendered: RenderedPrompt, assistant_prefix: str) -> list[int]:
+        """Only the template's own markup may become special tokens: the user content (twin view + question) and the
+        assistant turn so far (tool results quote twin labels) are tokenized as plain text, so a label holding
+        ``<|im_start|>`` stays text. (A template that rewrites the content renders unsplit: all of it is parsed.)"""
+        markup = rendered.tail[: len(rendered.tail) - len(assistant_prefix)]
+        plain = lambda t: self.tokenize(t, special=False)  # noqa: E731
+        return [*self.tokenize(rendered.head), *plain(rendered.user), *self.tokenize(markup), *plain(assistant_prefix)]
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -305,7 +314,7 @@ class TransformersRuntime:
         torch = self._torch
         with self._lock, torch.inference_mode(), _eval_mode(self.model):
             t0 = time.perf_counter()
-            ids = self.tokenize(rendered.text)
+            ids = self._prompt_tokens(rendered, assistant_prefix)
             n_prompt = len(ids)
             if self.n_ctx and n_prompt >= self.n_ctx:
                 raise InputError(f"the prompt has {n_prompt} tokens but the model's context is {self.n_ctx}")
