@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${FASTREASONSEG_VENV:-.venv}
 PY=${PYTHON:-python3}
-extras="edge,train,server,constrained"
+extras="edge,train,server,constrained,fast"
 [[ "${1:-}" == "--dev" ]] && extras="$extras,dev"
 
 if [[ ! -x "$VENV/bin/python" ]]; then

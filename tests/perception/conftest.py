@@ -21,13 +21,22 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return make_tiny_models(tmp_path_factory.mktemp("tiny_models"))
 
 
+@pytest.fixture(scope="session")
+def export_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("export_cache"))
+
+
 @pytest.fixture
-def make_config(tiny_models):
-    """``make_config(**overrides)``: a config using the tiny models, threshold 0, small working size."""
+def make_config(tiny_models, export_cache):
+    """``make_config(**overrides)``: a config using the tiny models, threshold 0, small working size.
+
+    The torch backend unless overridden (the fast runtimes are checked against it in test_backends.py).
+    """
 
     def _make(**kw) -> PerceptionConfig:
         base = dict(tiny_models)
         base.update(box_threshold=0.0, max_instances=6, max_side=160, keyframe_interval=2)
+        base.update(backend="torch", export_cache=export_cache)
         base.update(kw)
         return PerceptionConfig(**base)
 

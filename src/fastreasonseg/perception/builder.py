@@ -10,7 +10,10 @@ Frames are streamed (a long video never sits in memory); each one goes through
   the number of processed frames (``load`` excluded);
 * ``scale``: working resolution / source resolution (1.0 unless the source exceeds ``max_side``)
   and ``processing_size`` ``[H, W]`` the models saw;
-* ``mode``, ``stride``, ``keyframe_interval``, ``vocabulary_size``, ``box_threshold``.
+* ``mode``, ``stride``, ``keyframe_interval``, ``vocabulary_size``, ``box_threshold``, ``backend``,
+  ``precision``;
+* ``perception_notes``: what the backends reported while loading (the runtime each image encoder ran
+  on, whether its export was cached or made now, and any fallback with its reason).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class TwinBuilder:
         """
         cfg = self.config
         t_start = time.perf_counter()
-        media = open_media(source, stride=cfg.stride, max_frames=cfg.max_frames, fps=fps)
+        media = open_media(source, stride=cfg.stride, max_frames=cfg.max_frames, fps=fps, max_pixels=cfg.max_pixels)
         is_video = media.kind == "video"
         perc = self.perception
         load_before = perc.timings_ms.get("load", 0.0)
@@ -115,9 +118,14 @@ class TwinBuilder:
                 "keyframe_interval": cfg.keyframe_interval if is_video else None,
                 "box_threshold": cfg.box_threshold,
                 "vocabulary_size": len(perc.vocabulary),
+                "backend": cfg.backend,
+                "precision": cfg.precision,
                 "builder": "fastreasonseg.perception.TwinBuilder",
             },
         )
+        notes = list(dict.fromkeys(perc.notes))
+        if notes:
+            twin.meta["perception_notes"] = notes
         twin.validate_all()
         return twin
 

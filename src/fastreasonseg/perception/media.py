@@ -331,11 +331,20 @@ def _existing_file(path: str | Path) -> Path:
     return p
 
 
-def open_media(source: Any, *, stride: int = 1, max_frames: int | None = None, fps: float | None = None) -> Media:
+def open_media(
+    source: Any,
+    *,
+    stride: int = 1,
+    max_frames: int | None = None,
+    fps: float | None = None,
+    max_pixels: int | None = None,
+) -> Media:
     """Open an image file, video file, folder of frames, or numpy array(s).
 
     Arrays: ``(H, W)``, ``(H, W, 3|4)`` is an image; ``(T, H, W, 3)`` or a list of ``(H, W[, C])``
     arrays is a video. ``fps`` overrides (videos) or supplies (folders, arrays) the frame rate.
+    ``max_pixels`` refuses sources whose frames are larger (width x height), from the file's header,
+    before anything is decoded (:func:`check_pixels`).
     """
     if stride < 1:
         raise InputError(f"stride must be >= 1, got {stride}")
@@ -362,7 +371,23 @@ def open_media(source: Any, *, stride: int = 1, max_frames: int | None = None, f
         )
     media.stride = stride
     media.max_frames = max_frames
+    if max_pixels is not None:
+        check_pixels(media.name, media.width, media.height, max_pixels)
     return media
+
+
+def check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
+    """:class:`InputError` when a ``width`` x ``height`` frame exceeds ``max_pixels``, saying how to proceed."""
+    pixels = int(width) * int(height)
+    if pixels <= max_pixels:
+        return
+    f = math.sqrt(max_pixels / pixels)
+    w, h = max(1, int(width * f)), max(1, int(height * f))
+    raise InputError(
+        f"{name}: {width}x{height} is {pixels:,} pixels per frame, above the limit of {max_pixels:,} "
+        f"(PerceptionConfig.max_pixels; --max-pixels on the command line). Downscale it first (e.g. to {w}x{h}, "
+        f"the models see at most max_side pixels on the long side anyway) or raise the limit."
+    )
 
 
 def _sniff(p: Path, fps: float | None) -> Media:
