@@ -204,7 +204,7 @@ _reason = st.text(st.characters(blacklist_characters="<", blacklist_categories=(
 _results = st.dictionaries(st.sampled_from(["ids", "objects", "why", "error"]), st.text(max_size=10) | st.integers())
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(
     _reason.filter(lambda s: s.strip()),
     st.lists(st.integers(0, 10_000), max_size=6),

@@ -31,7 +31,8 @@ from .scenes import Thing, Track, centred, context, ids, image, mirrored, plan_s
 
 REG = default_registry()
 NAME, EXPRESSIONS = plan_strategies()
-PROPERTY = settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SCENE_PROPERTY = settings(PROPERTY, max_examples=50)
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -388,7 +389,7 @@ def _same_up_to(mapping, a: Outcome, b: Outcome) -> None:
 
 
 @given(grid_scenes(distinct=True), st.data())
-@PROPERTY
+@SCENE_PROPERTY
 def test_renumbering_ids_renumbers_the_answers(twin, data):
     old = twin.track_ids
     new = data.draw(st.lists(st.integers(0, 40), min_size=len(old), max_size=len(old), unique=True))
@@ -466,7 +467,7 @@ def test_mirror_plan():
 
 
 @given(grid_scenes())
-@PROPERTY
+@SCENE_PROPERTY
 def test_mirroring_swaps_left_and_right_only(twin):
     flipped = mirrored(twin)
     for plan in MIRROR_PLANS:

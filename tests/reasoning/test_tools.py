@@ -523,6 +523,27 @@ def test_video_relations_hold_in_half_of_the_shared_frames():
     assert ids("right(all, dog)", v) == [1, 2]
 
 
+def test_video_closest_to_averages_over_the_shared_frames():
+    dog = Track(0, "dog", {0: centred(0.5, 0.5), 1: centred(0.5, 0.5)})
+    a = Track(1, "ball", {0: centred(0.6, 0.5), 1: centred(0.9, 0.5)})  # 0.1 then 0.4: 0.25 on average
+    b = Track(2, "ball", {0: centred(0.7, 0.5), 1: centred(0.7, 0.5)})  # 0.2
+    c = Track(3, "ball", {1: centred(0.55, 0.5)})  # 0.05, in its one shared frame
+    v = video(2, dog, a, b, c)
+    assert ids("closest_to(ball, dog)", v) == [3]
+    assert ids("closest_to(ball, dog, 2)", v) == [2]
+    assert ids("closest_to(ball, dog, 3)", v) == [1]
+
+
+def test_video_between_holds_in_half_of_the_frames_showing_all_three():
+    lamp = Track(0, "lamp", {k: centred(0.1, 0.5) for k in range(2)})
+    plant = Track(1, "plant", {k: centred(0.9, 0.5) for k in range(2)})
+    cat = Track(2, "cat", {0: centred(0.5, 0.5), 1: centred(0.5, 0.9)})  # between in 1 of 2 frames
+    rat = Track(3, "rat", {0: centred(0.5, 0.9), 1: centred(0.5, 0.9)})  # in neither
+    owl = Track(4, "owl", {2: centred(0.5, 0.5)})  # never seen with them
+    v = video(3, lamp, plant, cat, rat, owl)
+    assert ids("between(all, lamp, plant)", v) == [2]
+
+
 def test_approach_from_depth_and_recede():
     v = video(
         3,
