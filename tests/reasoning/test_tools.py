@@ -41,17 +41,18 @@ def test_registry_holds_one_operator_per_file():
         *("moves_right", "moves_up", "moves_down", "still", "stops", "keeps_moving", "fastest", "slowest"),
         *("union", "exclude", "detect", "relabel"),
     }
-    assert set(names) == expected
+    assert expected <= set(names)  # the operators issue 14 asks for (a new one is just a new file)
 
 
 def test_registry_media_split_and_subset():
     image_ops = default_registry(video=False).names
     video_ops = default_registry(video=True).names
     track_ops = {t.name for t in REG if t.video_only}
-    assert track_ops == {
+    assert track_ops >= {
         *("enters", "leaves", "appears_first", "appears_last", "approaches", "recedes", "moves_left"),
         *("moves_right", "moves_up", "moves_down", "still", "stops", "keeps_moving", "fastest", "slowest"),
     }
+    assert track_ops.isdisjoint({"left", "nearest", "at", "union", "exclude", "detect", "relabel", "between"})
     assert set(image_ops) == set(REG.names) - track_ops and set(video_ops) == set(REG.names)
     assert REG.subset(["left", "nearest"]).names == ["left", "nearest"]
     with pytest.raises(ValueError, match="unknown operators"):
