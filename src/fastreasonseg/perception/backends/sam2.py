@@ -429,7 +429,7 @@ class Sam2Tracker:
             if f in per["non_cond_frame_outputs"] and f not in per["cond_frame_outputs"]:
                 parked[idx] = per["non_cond_frame_outputs"].pop(f)
                 per["cond_frame_outputs"][f] = parked[idx]
-        s.obj_with_new_inputs = prompted
+        s.obj_with_new_inputs = list(prompted)  # the model empties this list as it consumes the inputs
         try:
             with torch.inference_mode():
                 out = self.model(inference_session=s, frame=self._pix, frame_idx=f)
@@ -441,8 +441,41 @@ class Sam2Tracker:
                 idx = s.obj_id_to_idx(oid)
                 s.remove_point_inputs(idx, f)
                 s.remove_mask_inputs(idx, f)
+        if parked:
+            self._reencode_memories(list(parked))
         self._slim_frame()
         return self._masks(out)
+
+    def _reencode_memories(self, idxs: list[int]) -> None:
+        """Memory of the objects tracked on a prompted frame, encoded as the reference does.
+
+        When any object is prompted on a frame, SAM-2 (and transformers, which batches every object's
+        memory encoding on a frame) encodes *all* objects' memories of that frame from binarised masks
+        instead of sigmoid probabilities. The tracked objects were encoded by :meth:`track` before the
+        prompts arrived; this re-encodes them (the cheap memory encoder only; their masks are reused,
+        recomputed exactly from the stored low-resolution logits) so results match the reference order.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        encode = getattr(self.model, "_batch_encode_memories", None)
+        if encode is None:  # a transformers version without it: keep track()'s memories
+            return
+        s, f, size = self.session, self.frame_idx, self.model.image_size
+        outs = [s.output_dict_per_obj[i]["non_cond_frame_outputs"][f] for i in idxs]
+        high = [
+            F.interpolate(o["pred_masks"].float(), size=(size, size), mode="bilinear", align_corners=False)
+            for o in outs
+        ]
+        with torch.inference_mode():
+            encode(
+                inference_session=s,
+                frame_idx=f,
+                objects_needing_memory_encoding=idxs,
+                high_res_masks_for_memory=high,
+                object_score_logits_for_memory=[o["object_score_logits"] for o in outs],
+                is_mask_from_pts_per_obj=[True] * len(idxs),
+            )
 
     def release(self, ids: Iterable[int]) -> None:
         """Forget objects for good: their prompts, outputs and memories are freed (ids are not reused)."""
