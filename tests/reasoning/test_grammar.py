@@ -374,12 +374,6 @@ def test_the_grammar_accepts_every_canonical_plan(expr):
     assert _PLAN(format_program(expr) + "</plan>"), format_program(expr)
 
 
-@pytest.mark.xfail(
-    reason="the grammar accepts `all|cup` (and `nearest(all|cup)`) but the parser reads `all` as every object and "
-    "then fails on '|'; fix in program._Parser.expr: treat `all` as a name when a '|' follows "
-    "(`if w.lower() == 'all' and self.peek() != '|'`)",
-    strict=True,
-)
 @pytest.mark.parametrize("plan", ["all|cup", "nearest(all|cup)", "left(cup, all|table)"])
 def test_what_the_grammar_accepts_parses(plan):
     assert _PLAN(plan + "</plan>")

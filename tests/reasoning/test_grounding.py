@@ -191,12 +191,6 @@ def test_names_in_a_plan_ground_through_the_matcher():
     assert ids("couch|cups", twin) == [0, 3]
 
 
-@pytest.mark.xfail(
-    reason="'wine glasses' normalises to 'wine glasses' ('glasses' is kept as eyewear) and then selects the label "
-    "'glasses' by suffix instead of the 'wine glass'; fix: keep the _IRREGULAR 'glasses' only for a one-word name "
-    "(normalise 'wine glasses' -> 'wine glass')",
-    strict=True,
-)
 def test_plural_of_a_compound_glass():
     scene = _scene("wine glass", "glasses")
     assert plain().match_one(scene, "wine glasses") == ([0], "label")
@@ -282,12 +276,6 @@ def test_without_the_minilm_package_similar_names_are_off_and_said(monkeypatch):
     assert m.use_embeddings is False
 
 
-@pytest.mark.xfail(
-    reason="a category word with no member in the scene returns at rule 4 and never reaches rule 5, while the module "
-    "docstring says the first rule that matches anything decides; fix: in match_one, `if hit: return hit, "
-    "'category'` and fall through (or document that category words are never matched by similarity)",
-    strict=True,
-)
 def test_a_category_word_without_members_falls_through_to_similar_names():
     scene = _scene("gizmo", "sofa")
     m = NameMatcher(embedder=FakeEmbedder({"device": AXIS, "gizmo": near(0.9, 1)}))

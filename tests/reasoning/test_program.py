@@ -177,11 +177,6 @@ def test_limits_are_inclusive():
 
 
 @pytest.mark.parametrize("plan", ["nearest(cup, ²)", "#²", "leftmost(book, ³)"])
-@pytest.mark.xfail(
-    reason="parse_program raises ValueError: str.isdigit() accepts superscript digits that int() rejects "
-    "(program.py, ordinal and #id); fix: test `w.isascii() and w.isdigit()`",
-    strict=True,
-)
 def test_non_ascii_digits_get_a_message(plan):
     expr, err = parse_program(plan)
     assert expr is None and err
@@ -281,11 +276,6 @@ def test_an_empty_twin_never_fails(plan):
         assert out.selection.why  # and says why
 
 
-@pytest.mark.xfail(
-    reason="`all` on a twin without objects selects nothing without saying why (the results read {'ids': []}); "
-    "fix in program._value: Selection.of(things, '' if things else 'the twin has no objects')",
-    strict=True,
-)
 @pytest.mark.parametrize("plan", ["all", "nearest(all)", "leftmost(all, 2)", "at(all, left)"])
 def test_all_on_an_empty_twin_says_why(plan):
     out = run(plan, EMPTY)

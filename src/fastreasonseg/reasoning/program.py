@@ -122,14 +122,14 @@ class _Parser:
         if self.peek() == "#":
             self.k += 1
             w = self.word()
-            if not w.isdigit() or len(w) > 7:
+            if not (w.isascii() and w.isdigit()) or len(w) > 7:
                 raise self.fail(f"bad object reference #{w[:10]}: expected #<id>")
             self.count()
             return Ref(int(w))
         w = self.word()
         if self.peek() == "(":
             return self.call(w, depth)
-        if w.lower() == "all":
+        if w.lower() == "all" and self.peek() != "|":
             return AllObjects()
         names = [self.name(w)]
         while self.peek() == "|":
@@ -173,7 +173,7 @@ class _Parser:
             return "|".join(names[:MAX_NAMES])
         w = self.word()
         if p.kind == "ordinal":
-            if not (w.isdigit() and 1 <= int(w) <= 9):
+            if not (w.isascii() and w.isdigit() and 1 <= int(w) <= 9):
                 raise self.fail(f"{tool.name}: the ordinal must be 1..9, got {w[:10]!r}")
             return int(w)
         if p.kind == "choice":
@@ -257,7 +257,8 @@ def _value(e: Expr | int | str | None, ctx: ToolContext, reg: ToolRegistry) -> S
             raise ToolError("no name matcher: the executor did not set one up")
         return ctx.matcher.match(ctx.scene, e.names)
     if isinstance(e, AllObjects):
-        return Selection.of(ctx.scene.things)
+        things = ctx.scene.things
+        return Selection.of(things, "" if things else "the twin has no objects")
     if isinstance(e, Ref):
         if e.id not in ctx.scene.objects:
             raise ToolError(f"no object with id {e.id}")

@@ -388,8 +388,13 @@ class LlamaCppRuntime:
         finish: str = "length"
         stopped_on: str | None = None
         try:
-            llm.n_tokens = cached  # the live context holds tokens[:cached]; evaluate the rest (at least one)
-            llm.eval(tokens[cached:])
+            # the live context holds tokens[:cached]; evaluate the rest, the last prompt token on its own: its
+            # logits then never depend on how much of the prompt was cached (a batch and a single-token
+            # evaluation round differently, and seeded sampling must not depend on the cache)
+            llm.n_tokens = cached
+            if n_prompt - 1 > cached:
+                llm.eval(tokens[cached:-1])
+            llm.eval(tokens[-1:])
             while n_new < max_new:
                 tok = self._sampler.pick(self._logits(), g, temperature, rng)
                 if t_first is None:

@@ -156,7 +156,7 @@ class Tool:
     """The last ``set`` parameter may repeat (``union(A, B, C)``), up to :data:`MAX_VARIADIC` values."""
 
     def signature(self) -> str:
-        """``name(A, B[, k])`` as the prompt lists it."""
+        """``name(A, B, [k])`` as the prompt lists it (an optional parameter in brackets)."""
         req = [p.signature() for p in self.params if not p.optional]
         opt = [p.signature() for p in self.params if p.optional]
         s = ", ".join(req)
