@@ -72,6 +72,119 @@ def _first_frame_size(folder: Path) -> tuple[int, int] | None:
         return None
 
 
+def _is_pil_image(obj: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - PIL is a dependency
+        return False
+    return isinstance(obj, Image.Image)
+
+
+def pil_to_array(image: Any) -> np.ndarray:
+    """A ``PIL.Image.Image`` as an RGB uint8 array (palette, grey, 16-bit and alpha images converted, EXIF rotation
+    not applied: the pixels as stored)."""
+    from fastreasonseg.perception.media import to_rgb_uint8
+
+    try:
+        image.load()
+        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            return to_rgb_uint8(np.asarray(image), name="PIL image")
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    except OSError as exc:
+        raise InputError(f"cannot read the PIL image: {exc}") from None
+
+
+class _MemoryFrames(Mapping[int, np.ndarray]):
+    """The frames of an in-memory source, converted to RGB uint8 when a frame is used."""
+
+    def __init__(self, frames: Sequence[Any]) -> None:
+        self._frames = frames
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        from fastreasonseg.perception.media import to_rgb_uint8
+
+        if not 0 <= index < len(self._frames):
+            raise KeyError(index)
+        f = self._frames[index]
+        return pil_to_array(f) if _is_pil_image(f) else to_rgb_uint8(f, name=f"frame {index}")
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self._frames)))
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+def memory_frames(source: Any) -> Mapping[int, np.ndarray] | None:
+    """``{frame index: RGB frame}`` of an in-memory source (a ``PIL`` image, an image array, a ``(T, H, W, C)`` array
+    or a list of frames); ``None`` for paths (:class:`SourceFrames` reads those)."""
+    if _is_pil_image(source):
+        return {0: pil_to_array(source)}
+    if isinstance(source, np.ndarray):
+        return _MemoryFrames(source) if source.ndim == 4 else _MemoryFrames([source])
+    if isinstance(source, (list, tuple)) and source:
+        return _MemoryFrames(source)
+    return None
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """``(W, H)`` from the file's header; None when it cannot be read (the builder then says why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def check_video_folder(folder: Path) -> None:
+    """A folder of frames is one video: its images must share one size, else say how to segment them one by one."""
+    from fastreasonseg.perception.media import list_frame_files
+
+    sizes: dict[tuple[int, int], str] = {}
+    for f in list_frame_files(folder):
+        size = _image_size(f)
+        if size is not None and size not in sizes:
+            sizes[size] = f.name
+            if len(sizes) > 1:
+                shown = ", ".join(f"{n} {w}x{h}" for (w, h), n in sizes.items())
+                raise InputError(
+                    f"{folder}: a folder is read as the frames of one video, but its images differ in size ({shown}); "
+                    f"to segment each image on its own pass --images (Python: segment_images / build_twins)"
+                )
+
+
+def _independent_images(images: str | os.PathLike | Sequence[Any]) -> list[tuple[str, Any]]:
+    """``(name, source)`` of each independent image: the image files of a folder, or the items of a sequence."""
+    from fastreasonseg.perception.media import list_frame_files
+
+    if isinstance(images, (str, os.PathLike)):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise InputError(f"{folder}: not a folder of images")
+        files = list_frame_files(folder)
+        if not files:
+            raise InputError(f"{folder}: the folder contains no image files")
+        return [(f.name, f) for f in files]
+    items = list(images)
+    if not items:
+        raise InputError("no images were given")
+    out = []
+    for k, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            name = Path(item).name
+        elif _is_pil_image(item) and getattr(item, "filename", ""):
+            name = Path(item.filename).name
+        else:
+            name = f"image_{k}"
+        out.append((name, item))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):  # e.g. two folders' a.jpg: keep every result apart
+        out = [(f"{k:04d}_{n}", src) for k, (n, src) in enumerate(out)]
+    return out
+
+
 class SourceFrames(Mapping[int, np.ndarray]):
     """The source frames of a twin, read lazily (only when a tool or an overlay needs pixels).
 
@@ -139,6 +252,8 @@ class SourceFrames(Mapping[int, np.ndarray]):
 RESULT_WRITER = "fastreasonseg"
 """``result.json["written_by"]``: marks the files listed in ``result.json["files"]`` as fastreasonseg's own output."""
 
+COCO_FILE = "masks.coco.json"
+"""The answer's masks in the COCO results format (see :meth:`SegmentationResult.to_coco`), written by ``save``."""
 _OUTPUT_NAME = re.compile(r"result\.json|masks\.coco\.json|overlay\.png|overlay\.mp4|twin\.json|masks/\d{5,}\.png")
 _SHOW_FILES = 5
 
@@ -147,6 +262,7 @@ def result_files(twin: DigitalTwin, *, with_twin: bool = False) -> list[str]:
     """The files (paths relative to the output folder) that saving an answer about ``twin`` writes."""
     files = [f"masks/{fr.index:05d}.png" for fr in twin.frames]
     files.append("overlay.mp4" if twin.is_video and len(twin.frames) > 1 else "overlay.png")
+    files.append(COCO_FILE)
     if with_twin:
         files.append("twin.json")
     files.append("result.json")
@@ -325,6 +441,45 @@ class SegmentationResult:
                     out[inst.id] = inst.label
         return out
 
+    def to_coco(self, image_id: int | Mapping[int, int] | None = None, category_id: int = 1) -> list[dict[str, Any]]:
+        """The answer in the COCO results format (what ``pycocotools.coco.COCO.loadRes`` reads): one entry per answered
+        instance per frame it appears in, ``{"image_id", "category_id", "segmentation": {"size": [H, W], "counts":
+        RLE string}, "score"}`` plus ``"instance_id"``, ``"label"`` and ``"frame"`` (extra keys COCO tools ignore).
+
+        ``image_id``: the COCO image id of the image (an int, for a one-frame result), a ``{frame index: image id}``
+        mapping (a video), or ``None``: the frame index. ``score`` is the instance's detection score (1.0 for twins
+        without one, e.g. oracle twins). The union of a frame's entries is exactly its mask in :attr:`masks`.
+        """
+        from pycocotools import mask as mask_utils
+
+        if isinstance(image_id, int) and len(self.masks) != 1:
+            raise InputError(f"one image_id was given for a result with {len(self.masks)} frames: give a mapping")
+        out: list[dict[str, Any]] = []
+        for fr in self.twin.frames:
+            if isinstance(image_id, Mapping):
+                if fr.index not in image_id:
+                    raise InputError(f"image_id has no entry for frame {fr.index}")
+                img = int(image_id[fr.index])
+            else:
+                img = fr.index if image_id is None else int(image_id)
+            for inst in fr.instances:
+                if inst.id not in self.ids:
+                    continue
+                m = self.twin.instance_mask(fr.index, inst.id)
+                rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+                out.append(
+                    {
+                        "image_id": img,
+                        "category_id": int(category_id),
+                        "segmentation": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()},
+                        "score": float(inst.score) if inst.score is not None else 1.0,
+                        "instance_id": inst.id,
+                        "label": inst.label,
+                        "frame": fr.index,
+                    }
+                )
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: ids, labels, rollout, diagnostics, tokens and timings (no masks)."""
         r = self.rollout.to_dict()
@@ -352,7 +507,8 @@ class SegmentationResult:
 
     def save(self, directory: str | os.PathLike, *, overwrite: bool = False, with_twin: bool = False) -> Path:
         """Write ``masks/<frame>.png`` (255 = object), an overlay (``overlay.png`` for an image, ``overlay.mp4`` for
-        a video), ``twin.json`` when ``with_twin``, and ``result.json`` into ``directory``.
+        a video), ``masks.coco.json`` (:meth:`to_coco`), ``twin.json`` when ``with_twin``, and ``result.json`` into
+        ``directory``.
 
         Saving again into the same folder replaces the earlier result when its files are fastreasonseg's own and
         unchanged (``result.json`` lists them with their checksums; files of it that this result does not write are
@@ -385,6 +541,8 @@ class SegmentationResult:
         else:
             first = sorted(overlays)[0]
             write("overlay.png", lambda p: save_overlay_png(label_image(overlays[first], title), p))
+        coco = json.dumps(self.to_coco(), separators=(",", ":"))
+        write(COCO_FILE, lambda p: p.write_text(coco, encoding="utf-8"))
         if with_twin:
             write("twin.json", lambda p: self.twin.save(p))
         for rel in own:
@@ -447,11 +605,29 @@ class FastReasonSeg:
 
     # ------------------------------------------------------------------ the three verbs
     def build_twin(self, source: Any, *, progress: bool = False) -> DigitalTwin:
-        """Run perception on an image/video path, a folder of frames or arrays (heavy: do it once)."""
-        twin = self.builder.build(source, progress=progress)
+        """Run perception (heavy: do it once) on an image or video file, a folder of frames (one video), a
+        ``PIL.Image.Image``, or numpy arrays (``(H, W[, C])`` an image; ``(T, H, W, C)`` or a list of them a video).
+
+        A folder whose images differ in size is not a video: :class:`InputError`, pointing to
+        :meth:`segment_images` / :meth:`build_twins` (one twin per image).
+        """
+        name = None
+        if _is_pil_image(source):
+            name = Path(source.filename).name if getattr(source, "filename", "") else None
+            source = pil_to_array(source)
+        elif isinstance(source, (str, Path)) and Path(source).is_dir():
+            check_video_folder(Path(source))
+        twin = self.builder.build(source, progress=progress, name=name)
         if isinstance(source, (str, Path)):
             twin.meta["source_path"] = str(Path(source).resolve())
         return twin
+
+    def build_twins(
+        self, images: str | os.PathLike | Sequence[Any], *, progress: bool = False
+    ) -> dict[str, DigitalTwin]:
+        """One twin per image: of every image file in a folder (in natural order), or of each item of a sequence
+        (paths, ``PIL`` images or arrays). Keys are the file names (``"image_<k>"`` for in-memory images)."""
+        return {name: self.build_twin(src, progress=progress) for name, src in _independent_images(images)}
 
     def load_twin(self, path: str | os.PathLike) -> DigitalTwin:
         """Load a twin JSON (``"example"`` = the example twin shipped with the package)."""
@@ -496,11 +672,23 @@ class FastReasonSeg:
         return SegmentationResult.from_rollout(self.reasoner.ask(twin, query, context), twin, frames)
 
     def segment(self, source: Any, query: str, *, progress: bool = False) -> SegmentationResult:
-        """Build the twin of ``source`` and answer ``query`` in one call."""
+        """Build the twin of ``source`` (anything :meth:`build_twin` takes) and answer ``query`` in one call.
+        In-memory sources (``PIL`` images, arrays) are also the frames the tools and the overlay use."""
         from fastreasonseg.reasoning.prompt import check_query
 
         check_query(query, self.reasoner_config.max_query_chars)  # fail fast, before perception runs
         twin = self.build_twin(source, progress=progress)
-        result = self.ask(twin, query)
+        result = self.ask(twin, query, frames=memory_frames(source))
         result.timings_ms["perception_ms"] = float(twin.meta.get("timings_ms", {}).get("total", 0.0))
         return result
+
+    def segment_images(
+        self, images: str | os.PathLike | Sequence[Any], query: str, *, progress: bool = False
+    ) -> dict[str, SegmentationResult]:
+        """Answer ``query`` about each image on its own (a folder of independent images, or a sequence of paths,
+        ``PIL`` images or arrays; see :meth:`build_twins`): ``{image name: result}``, one twin per image."""
+        from fastreasonseg.reasoning.prompt import check_query
+
+        check_query(query, self.reasoner_config.max_query_chars)
+        items = _independent_images(images)  # an empty or unreadable folder fails before any model loads
+        return {name: self.segment(src, query, progress=progress) for name, src in items}

@@ -22,7 +22,11 @@ def test_ask_example_writes_masks_overlay_and_result(tmp_path):
     overlay = Image.open(out / "overlay.png")
     assert overlay.size == (600, 400)
     assert result["overlay_on_source"] is True  # the photo beside the example twin was found
-    assert result["written_by"] == "fastreasonseg" and set(result["files"]) == {"masks/00000.png", "overlay.png"}
+    assert result["written_by"] == "fastreasonseg" and set(result["files"]) == {
+        "masks/00000.png",
+        "overlay.png",
+        "masks.coco.json",
+    }
 
 
 def test_readme_first_command_can_run_twice(tmp_path):

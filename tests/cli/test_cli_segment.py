@@ -92,3 +92,49 @@ def test_unloadable_model_names_it(models, photo, tmp_path):
     bad = str(tmp_path / "nosuch")
     proc = run_cli("twin", "build", str(photo), "-o", str(tmp_path / "t.json"), *models, "--segmenter", bad)
     assert_clean_failure(proc, "nosuch", "local directory")
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.full((48, 64, 3), (200, 30, 30), np.uint8)).save(folder / "red.png")
+    Image.fromarray(np.full((72, 40, 3), (30, 30, 200), np.uint8)).save(folder / "blue.jpg")
+    return folder
+
+
+def test_folder_of_mixed_sizes_says_use_images(models, mixed_folder, tmp_path):
+    proc = run_cli("segment", str(mixed_folder), "the red one", *models)
+    assert_clean_failure(proc, "differ in size (blue.jpg 40x72, red.png 64x48)", "--images")
+    build = run_cli("twin", "build", str(mixed_folder), "-o", str(tmp_path / "t.json"), *models)
+    assert_clean_failure(build, "differ in size", "--images")
+
+
+def test_segment_images_one_result_per_image(models, mixed_folder, tmp_path):
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "out"
+    proc = run_cli("segment", str(mixed_folder), "the red one", "--images", "-o", str(out), "--json", *models)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert [r["name"] for r in results] == ["blue.jpg", "red.png"]
+    assert [r["output_dir"] for r in results] == [str(out / "blue"), str(out / "red")]
+    for name, size in (("blue", (40, 72)), ("red", (64, 48))):
+        assert Image.open(out / name / "overlay.png").size == size
+        assert json.loads((out / name / "twin.json").read_text())["source"]["width"] == size[0]
+        assert json.loads((out / name / "result.json").read_text())["overlay_on_source"] is True
+
+
+def test_twin_build_images_then_ask_the_folder(models, mixed_folder, tmp_path):
+    pytest.importorskip("llama_cpp")
+    twins = tmp_path / "twins"
+    proc = run_cli("twin", "build", str(mixed_folder), "--images", "-o", str(twins), *models)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in twins.iterdir()) == ["blue.twin.json", "red.twin.json"]
+    again = run_cli("twin", "build", str(mixed_folder), "--images", "-o", str(twins), *models)
+    assert_clean_failure(again, "already exist", "--force")
+    out = tmp_path / "answers"
+    ask = run_cli("ask", str(twins), "the blue one", "-o", str(out))
+    assert ask.returncode == 0, ask.stderr
+    assert "blue.twin.json" in ask.stdout and "red.twin.json" in ask.stdout
+    for name in ("blue", "red"):
+        assert (out / name / "result.json").is_file() and (out / name / "masks.coco.json").is_file()

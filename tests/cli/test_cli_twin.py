@@ -80,4 +80,4 @@ def test_validate_and_show_the_example_twin():
     assert "example: valid twin v1 (image, 1 frame(s), 6 instances" in proc.stdout
     show = run_cli("twin", "show", "example")
     assert show.returncode == 0, show.stderr
-    assert "1 cup(" in show.stdout and "tokens (" in show.stdout
+    assert "1 cup" in show.stdout and "tokens (" in show.stdout

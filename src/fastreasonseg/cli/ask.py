@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from fastreasonseg.cli.common import REASONER_HELP, console
+from fastreasonseg.cli.common import REASONER_HELP, console, fail
 
 
 def _print_result(result, as_json: bool, out: Path | None) -> None:
@@ -38,7 +38,7 @@ def _print_result(result, as_json: bool, out: Path | None) -> None:
         highlight=False,
     )
     if out is not None:
-        console.print(f"wrote {escape(str(out))}/ (masks/, overlay, result.json)", highlight=False)
+        console.print(f"wrote {escape(str(out))}/ (masks/, overlay, masks.coco.json, result.json)", highlight=False)
 
 
 FORCE_HELP = (
@@ -62,11 +62,51 @@ def _replacing(out: Path | None, replaced: bool, as_json: bool) -> None:
         console.print(f"[dim]replacing the earlier result in {escape(str(out))}/[/]", highlight=False)
 
 
+def _result_dirs(names: list[str], out: Path | None) -> dict[str, Path | None]:
+    """One output folder per image / twin under ``out``: the file's stem (its full name when two stems collide)."""
+    stems = [_stem(n) for n in names]
+    unique = len(set(stems)) == len(stems)
+    return {n: (None if out is None else out / (st if unique else n)) for n, st in zip(names, stems, strict=True)}
+
+
+def _stem(name: str) -> str:
+    for suffix in (".twin.json", ".json"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem or name
+
+
+def _print_many(results: dict[str, tuple[object, Path | None]], as_json: bool) -> None:
+    if as_json:
+        items = []
+        for name, (result, out) in results.items():
+            d = {"name": name, **result.to_dict()}
+            if out is not None:
+                d["output_dir"] = str(out)
+            items.append(d)
+        typer.echo(json.dumps({"results": items}))
+        return
+    for name, (result, out) in results.items():
+        console.rule(escape(name))
+        _print_result(result, False, out)
+
+
 def ask(
-    twin: str = typer.Argument(..., help="Twin JSON file, or 'example' for the example twin shipped with the package."),
+    twin: str = typer.Argument(
+        ...,
+        help="Twin JSON file, a folder of twin JSON files (one answer each), or 'example' for the example twin "
+        "shipped with the package.",
+    ),
     query: str = typer.Argument(..., help='The question, e.g. "what would I drink coffee from?"'),
-    out: Path | None = typer.Option(None, "-o", "--output", help="Write masks, overlay and result.json here."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (ids, rollout, timings...)."),
+    out: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Write masks, overlay, masks.coco.json and result.json here (a folder of twins: OUTPUT/<twin name>/).",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print one JSON object (ids, rollout, timings...; a folder: {"results": [...]}).'
+    ),
     reasoner: str | None = typer.Option(None, "--reasoner", help=REASONER_HELP),
     max_rounds: int = typer.Option(2, "--max-rounds", min=0, help="Most tool rounds."),
     unconstrained: bool = typer.Option(False, "--unconstrained", help="Decode without the rollout grammar."),
@@ -79,6 +119,23 @@ def ask(
 
     check_query(query)  # empty query: clear error before any model loads
     frs = FastReasonSeg(reasoner, reasoner_config=ReasonerConfig(max_rounds=max_rounds, constrained=not unconstrained))
+    folder = Path(twin)
+    if twin != "example" and folder.is_dir():
+        files = sorted((p for p in folder.iterdir() if p.suffix == ".json" and p.is_file()), key=lambda p: p.name)
+        if not files:
+            fail(f"{folder} holds no twin JSON files (*.json)")
+        twins = {p.name: frs.load_twin(p) for p in files}  # every twin validated before any model loads
+        dirs = _result_dirs(list(twins), out)
+        for name, t in twins.items():
+            _replacing(dirs[name], _prepare_out(dirs[name], result_files(t), force), as_json)
+        results = {}
+        for name, t in twins.items():
+            result = frs.ask(t, query)
+            if dirs[name] is not None:
+                result.save(dirs[name], overwrite=force)
+            results[name] = (result, dirs[name])
+        _print_many(results, as_json)
+        return
     t = frs.load_twin(twin)
     replaced = _prepare_out(out, result_files(t), force)
     _replacing(out, replaced, as_json)
@@ -89,10 +146,20 @@ def ask(
 
 
 def segment(
-    source: str = typer.Argument(..., help="Image file, video file or folder of frames."),
+    source: str = typer.Argument(
+        ..., help="Image file, video file, folder of frames (one video), or with --images a folder of images."
+    ),
     query: str = typer.Argument(..., help="The question."),
-    out: Path | None = typer.Option(None, "-o", "--output", help="Write masks, overlay, result.json and twin.json."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    out: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Write masks, overlay, masks.coco.json, result.json and twin.json here (--images: OUTPUT/<image name>/).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help='Print one JSON object (--images: {"results": [...]}).'),
+    images: bool = typer.Option(
+        False, "--images", help="SOURCE is a folder of independent images (any sizes): one twin and answer each."
+    ),
     reasoner: str | None = typer.Option(None, "--reasoner", help=REASONER_HELP),
     segmenter: str | None = typer.Option(None, "--segmenter", help="SAM-2 hub id or local directory."),
     depth: str | None = typer.Option(None, "--depth", help="Depth-Anything-V2 hub id or local directory."),
@@ -109,8 +176,6 @@ def segment(
     from fastreasonseg.reasoning.prompt import check_query
 
     check_query(query)
-    replaced = _prepare_out(out, None, force)
-    _replacing(out, replaced, as_json)
     cfg = PerceptionConfig(stride=stride, max_frames=max_frames, device=device)
     if threshold is not None:
         cfg.box_threshold = threshold
@@ -118,6 +183,28 @@ def segment(
         if value is not None:
             setattr(cfg, name, value)
     frs = FastReasonSeg(reasoner, perception=cfg)
+    if images:
+        from fastreasonseg.perception.media import list_frame_files
+
+        folder = Path(source)
+        if not folder.is_dir():
+            fail(f"--images needs a folder of images, got {folder}")
+        names = [f.name for f in list_frame_files(folder)]
+        if not names:
+            fail(f"{folder}: the folder contains no image files")
+        dirs = _result_dirs(names, out)
+        for name in names:
+            _replacing(dirs[name], _prepare_out(dirs[name], None, force), as_json)
+        results = {}
+        for name in names:
+            result = frs.segment(folder / name, query, progress=not as_json)
+            if dirs[name] is not None:
+                result.save(dirs[name], overwrite=force, with_twin=True)
+            results[name] = (result, dirs[name])
+        _print_many(results, as_json)
+        return
+    replaced = _prepare_out(out, None, force)
+    _replacing(out, replaced, as_json)
     result = frs.segment(source, query, progress=not as_json)
     if out is not None:
         result.save(out, overwrite=force, with_twin=True)

@@ -15,8 +15,13 @@ TWIN_HELP = "Twin JSON file, or 'example' for the example twin shipped with the 
 
 @twin_app.command("build")
 def build(
-    input: str = typer.Argument(..., help="Image file, video file, or folder of frames."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the twin JSON."),
+    input: str = typer.Argument(..., help="Image file, video file, folder of frames (one video), or --images folder."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Where to write the twin JSON (--images: a folder for <image name>.twin.json)."
+    ),
+    images: bool = typer.Option(
+        False, "--images", help="INPUT is a folder of independent images (any sizes): one twin each."
+    ),
     segmenter: str | None = typer.Option(None, "--segmenter", help="SAM-2 hub id or local directory."),
     depth: str | None = typer.Option(None, "--depth", help="Depth-Anything-V2 hub id or local directory."),
     labeller: str | None = typer.Option(None, "--labeller", help="OWLv2 hub id or local directory."),
@@ -29,7 +34,29 @@ def build(
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
 ) -> None:
     """Run perception on an image or video and write its digital twin."""
-    check_output_file(output, force)
+    from fastreasonseg.api import check_video_folder, ensure_writable_dir
+    from fastreasonseg.perception.media import list_frame_files
+
+    sources: dict[Path, str] = {}
+    if images:
+        folder = Path(input)
+        if not folder.is_dir():
+            fail(f"--images needs a folder of images, got {folder}")
+        files = list_frame_files(folder)
+        if not files:
+            fail(f"{folder}: the folder contains no image files")
+        stems = [f.stem for f in files]
+        unique = len(set(stems)) == len(stems)
+        sources = {output / f"{f.stem if unique else f.name}.twin.json": str(f) for f in files}
+        taken = [str(p) for p in sources if p.exists() or p.is_symlink()]
+        if taken and not force:
+            fail(f"{len(taken)} twin file(s) already exist ({', '.join(taken[:5])}); pass --force to overwrite them")
+        ensure_writable_dir(output)
+    else:
+        check_output_file(output, force)
+        if Path(input).is_dir():
+            check_video_folder(Path(input))
+        sources = {output: input}
     if mode not in ("detect", "grid"):
         fail(f"--mode must be 'detect' or 'grid', got {mode!r}")
     from fastreasonseg.config import PerceptionConfig
@@ -44,13 +71,17 @@ def build(
         cfg.depth = depth
     if labeller is not None:
         cfg.labeller = labeller
-    twin = TwinBuilder(cfg).build(input, progress=True)
-    twin.save(output)
-    t = twin.meta.get("timings_ms", {})
-    console.print(
-        f"wrote {output}: {len(twin.frames)} frame(s), {twin.num_instances()} instances, "
-        f"{len(twin.track_ids)} tracks" + (f", {t.get('total', 0):.0f} ms" if t else "")
-    )
+    builder = TwinBuilder(cfg)
+    for path, src in sources.items():
+        twin = builder.build(src, progress=True)
+        twin.save(path)
+        t = twin.meta.get("timings_ms", {})
+        console.print(
+            f"wrote {path}: {len(twin.frames)} frame(s), {twin.num_instances()} instances, "
+            f"{len(twin.track_ids)} tracks" + (f", {t.get('total', 0):.0f} ms" if t else ""),
+            markup=False,
+            highlight=False,
+        )
 
 
 @twin_app.command("validate")
