@@ -78,8 +78,13 @@ class BackendSettings:
 class Registry:
     """Name -> :class:`BackendSpec`, per kind; filled by :func:`register` and module discovery."""
 
-    def __init__(self, packages: tuple[str, ...] = _PACKAGES) -> None:
+    def __init__(self, packages: tuple[str, ...] = _PACKAGES, *, base: Registry | None = None) -> None:
+        """``packages``: where modules are discovered; ``base``: a registry whose entries this one starts with."""
         self._entries: dict[str, dict[str, BackendSpec]] = {k: {} for k in KINDS}
+        if base is not None:
+            base.discover()
+            for kind, entries in base._entries.items():
+                self._entries[kind].update(entries)
         self._packages = packages
         self._discovered = False
 

@@ -262,6 +262,62 @@ def make_owlv2(path: str | Path, *, size: str = "tiny") -> Path:
     return path
 
 
+def make_owlvit(path: str | Path, *, size: str = "tiny") -> Path:
+    """An OWL-ViT (v1) detector checkpoint with processor and the small CLIP tokenizer.
+
+    ``real``: OWL-ViT B/32 (ViT-B/32 at 768 px, 576 patch tokens), the fast preset's labeller.
+    """
+    import torch
+    from transformers import (
+        CLIPTokenizer,
+        OwlViTConfig,
+        OwlViTForObjectDetection,
+        OwlViTImageProcessor,
+        OwlViTProcessor,
+    )
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    _write_clip_tokenizer(path)
+    tok = CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"), pad_token="!", model_max_length=16)
+    text = {
+        "vocab_size": len(tok),
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+        "max_position_embeddings": 16,
+    }
+    if size == "real":
+        cfg = OwlViTConfig(text_config=text, vision_config={"image_size": 768, "patch_size": 32})
+        img = 768
+    else:
+        text.update(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+        vision = {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 64,
+            "patch_size": 16,
+        }
+        cfg = OwlViTConfig(text_config=text, vision_config=vision, projection_dim=32)
+        img = 64
+    torch.manual_seed(0)
+    model = OwlViTForObjectDetection(cfg).eval()
+    if size != "real":
+        with torch.no_grad():
+            model.box_head.dense2.weight.mul_(0.002)
+            model.box_head.dense2.bias.zero_()
+    model.save_pretrained(path)
+    OwlViTProcessor(
+        image_processor=OwlViTImageProcessor(
+            size={"height": img, "width": img}, crop_size={"height": img, "width": img}
+        ),
+        tokenizer=tok,
+    ).save_pretrained(path)
+    return path
+
+
 def make_tiny_models(root: str | Path, *, size: str = "tiny") -> dict[str, str]:
     """Create the three checkpoints under ``root``; returns ``{"segmenter": dir, "depth": dir, "labeller": dir}``."""
     from fastreasonseg.perception._hf import _quiet_transformers
