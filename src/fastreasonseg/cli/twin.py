@@ -31,6 +31,12 @@ def build(
     vocab: list[str] = typer.Option([], "--vocab", help="Extra object names for the labeller (repeatable)."),
     threshold: float | None = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Labeller score threshold."),
     device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+    backend: str = typer.Option("auto", "--backend", help="Encoder runtime: auto, torch, onnx or openvino."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, int8 (onnx), fp16/bf16 (GPU)."),
+    preset: str = typer.Option(
+        "paper", "--preset", help="paper (the paper's models) or fast (lighter models, less accurate)."
+    ),
+    max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest frame accepted, width x height."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite OUTPUT if it exists."),
 ) -> None:
     """Run perception on an image or video and write its digital twin."""
@@ -62,7 +68,19 @@ def build(
     from fastreasonseg.config import PerceptionConfig
     from fastreasonseg.perception.builder import TwinBuilder
 
-    cfg = PerceptionConfig(stride=stride, max_frames=max_frames, mode=mode, vocabulary=list(vocab), device=device)
+    if preset not in ("paper", "fast"):
+        fail(f"--preset must be 'paper' or 'fast', got {preset!r}")
+    cfg = PerceptionConfig.preset(
+        preset,
+        stride=stride,
+        max_frames=max_frames,
+        mode=mode,
+        vocabulary=list(vocab),
+        device=device,
+        backend=backend,
+        precision=precision,
+        max_pixels=max_pixels,
+    )
     if threshold is not None:
         cfg.box_threshold = threshold
     if segmenter is not None:

@@ -58,8 +58,10 @@ class ServerConfig:
     """Accepted image content types; the bytes are sniffed too (a declared type that lies gets ``415``)."""
     video_types: tuple[str, ...] = DEFAULT_VIDEO_TYPES
     """Accepted video content types (``()`` to refuse videos)."""
-    max_pixels: int = 40_000_000
-    """Largest frame (width x height) of an image or video: ``413`` above it."""
+    max_pixels: int | None = None
+    """Largest frame (width x height) of an image or video: ``413`` above it. ``None``: the perception
+    config's ``max_pixels`` (the one limit the CLI and the Python API use); a value given here is copied
+    into ``perception`` so uploads and builds refuse the same frames."""
     max_video_seconds: float = 120.0
     """Longest video (duration): ``422`` above it."""
     max_video_frames: int = 3000
@@ -105,6 +107,14 @@ class ServerConfig:
     """Web origins (``https://app.example.com``) other than the server's own that may call the API from a
     browser (CORS). Empty by default: a cross-origin ``POST`` / ``DELETE`` (an upload from another site's page)
     gets ``403``, and no CORS headers are sent."""
+
+    def __post_init__(self) -> None:
+        if self.max_pixels is None:
+            self.max_pixels = self.perception.max_pixels
+        elif self.max_pixels != self.perception.max_pixels:
+            from dataclasses import replace
+
+            self.perception = replace(self.perception, max_pixels=self.max_pixels)
 
     def allowed_types(self) -> tuple[str, ...]:
         return tuple(self.image_types) + tuple(self.video_types)
