@@ -172,7 +172,8 @@ def server(tmp_path_factory, tiny_models):
 
 # ---------------------------------------------------------------------------------------------- in-process app
 class GatedRuntime:
-    """A reasoner runtime that answers ``{"ids": [1]}`` once :attr:`gate` is set (set by default).
+    """A reasoner runtime that answers object 1 (``#1`` as the plan, ``{"ids": [1]}``) once :attr:`gate` is set
+    (set by default).
 
     Clear the gate to hold every question inside the model call: the queue then fills deterministically.
     """
@@ -195,14 +196,17 @@ class GatedRuntime:
         self.prompts.append(prompt)
         if not self.gate.wait(120):
             raise RuntimeError("the test never opened the gate")
-        opened = "" if assistant_prefix.endswith("<reason>") else "<reason>"
-        return Completion(
-            text=opened + 'the first object</reason>\n<answer>{"ids": [1]}</answer>',
-            finish_reason="stop",
-            stopped_on="</answer>",
-            prompt_tokens=100,
-            completion_tokens=12,
-        )
+        if assistant_prefix.endswith("<reason>") and "</reason>" in stop:
+            text = "the first object</reason>"
+        elif assistant_prefix.endswith("<plan>"):
+            text = "#1</plan>"  # the plan language's "object 1"
+        elif assistant_prefix.rstrip().endswith("["):
+            text = "1]}</answer>"
+        else:  # a runtime asked for the whole turn at once
+            text = ("" if assistant_prefix.endswith("<reason>") else "<reason>") + "the first object</reason>\n"
+            text += '<answer>{"ids": [1]}</answer>'
+        on = next((s for s in stop if text.endswith(s)), None)
+        return Completion(text=text, finish_reason="stop", stopped_on=on, prompt_tokens=100, completion_tokens=12)
 
     def count_tokens(self, text: str) -> int:
         return (len(text) + 2) // 3

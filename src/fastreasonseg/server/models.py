@@ -131,10 +131,10 @@ class AskResult(_Open):
     rollout: str = Field("", description="The full reasoning chain: reason, plans, results, answer.")
     format_ok: bool | None = None
     rounds: int | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    notes: list[str] | None = None
-    tokens: dict[str, int] | None = None
-    timings_ms: dict[str, float] = Field(default_factory=dict)
+    tool_calls: list[Any] | None = Field(None, description="What each plan asked and what the executor answered.")
+    notes: list[Any] | None = Field(None, description="What changed the result: truncations, fallbacks taken.")
+    tokens: dict[str, Any] | None = Field(None, description="prompt_tokens, cached_tokens, completion_tokens.")
+    timings_ms: dict[str, Any] = Field(default_factory=dict, description="Milliseconds per stage.")
     source: Source | None = None
     frames: list[int] = Field(default_factory=list, description="Frame indices with a mask.")
     mask_pixels: dict[str, int] = Field(default_factory=dict)
