@@ -25,8 +25,9 @@ class PerceptionConfig:
       the torch path (fp32) within the tolerances the tests check.
     * ``precision``: ``fp32`` (default); ``int8`` (ONNX Runtime dynamic quantisation, ``backend="onnx"``:
       faster on some CPUs, deviates more, see the docs); ``fp16`` / ``bf16`` (torch on a GPU).
-    * ``labeller_size`` / ``depth_size``: model input sides (``None`` = native: OWLv2 960, Depth-Anything 518
-      short side). Smaller is roughly quadratically cheaper and loses small objects / fine depth first.
+    * ``labeller_size`` / ``depth_size`` / ``segmenter_size``: model input sides (``None`` = native: OWLv2 960,
+      Depth-Anything 518 short side, SAM-2 1024). Smaller is roughly quadratically cheaper and loses small
+      objects, fine depth and mask boundaries first.
     * ``keyframe_interval``: videos detect new objects every this many processed frames and propagate
       masks with SAM-2 in between.
     * :meth:`preset` ``"fast"``: OWL-ViT B/32 labeller and smaller inputs (a few times faster, less accurate).
@@ -74,6 +75,9 @@ class PerceptionConfig:
     """Labeller input side (``None``: the model's, 960 for OWLv2-base, 768 for OWL-ViT)."""
     depth_size: int | None = None
     """Depth-Anything input short side (``None``: the model's, 518)."""
+    segmenter_size: int | None = None
+    """SAM-2 image segmenter input side (``None``: the model's, 1024; a multiple of 32). Videos track at the
+    model's native size."""
     stride: int = 1
     """Process every ``stride``-th video frame."""
     max_frames: int | None = None
@@ -98,8 +102,9 @@ FAST_LABELLER = "google/owlvit-base-patch32"
 
 PERCEPTION_PRESETS: dict[str, dict[str, object]] = {
     "paper": {},
-    "fast": {"labeller": FAST_LABELLER, "depth_size": 364, "keyframe_interval": 15},
+    "fast": {"labeller": FAST_LABELLER, "depth_size": 364, "segmenter_size": 512, "keyframe_interval": 15},
 }
 """``paper``: the paper's models at their native sizes (the defaults). ``fast``: OWL-ViT B/32 instead of
-OWLv2-base (576 instead of 3,600 image tokens; weaker on small and rare objects), Depth-Anything at a 364
+OWLv2-base (576 instead of 3,600 image tokens; weaker on small and rare objects), SAM-2 on a 512 image
+(a quarter of the encoder's work; masks from 128² logits, coarser boundaries), Depth-Anything at a 364
 short side (about half the cost; blurrier depth edges), and videos re-detect every 15 frames."""

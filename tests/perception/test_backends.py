@@ -300,3 +300,21 @@ def test_longest_padding_gives_the_same_text_embeddings(make_config):
         ref = lab.model.owlv2.get_text_features(**tok)
     ref = ref.pooler_output if hasattr(ref, "pooler_output") else ref
     np.testing.assert_allclose(ours.numpy(), ref.numpy(), atol=1e-5)
+
+
+def test_smaller_input_sizes_still_build_valid_twins(make_config, coffee):
+    cfg = make_config(segmenter_size=64, depth_size=28, labeller_size=48)
+    perc = Perception(cfg)
+    twin = TwinBuilder(cfg, perception=perc).build(coffee)
+    assert twin.num_instances() > 0 and all(i.depth is not None for i in twin.frames[0].instances)
+    assert perc.segmenter.size == 64 and perc.depth_model.input_size == 28 and perc.labeller.input_size == 48
+
+
+def test_presets():
+    from fastreasonseg.config import FAST_LABELLER, PerceptionConfig
+
+    fast = PerceptionConfig.preset("fast", device="cuda")
+    assert fast.labeller == FAST_LABELLER and fast.segmenter_size == 512 and fast.device == "cuda"
+    assert PerceptionConfig.preset("paper") == PerceptionConfig()
+    with pytest.raises(ValueError, match="presets"):
+        PerceptionConfig.preset("turbo")

@@ -131,7 +131,7 @@ def check_config(cfg: PerceptionConfig) -> None:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.precision == "int8" and cfg.backend != "onnx":
         problems.append("precision 'int8' needs backend 'onnx' (ONNX Runtime dynamic quantisation)")
-    for name in ("labeller_size", "depth_size", "threads", "release_after"):
+    for name in ("labeller_size", "depth_size", "segmenter_size", "threads", "release_after"):
         v = getattr(cfg, name)
         if v is not None and (not isinstance(v, int) or v < 1):
             problems.append(f"{name} must be a positive integer or None, got {v!r}")
@@ -186,7 +186,7 @@ class Perception:
         from fastreasonseg.perception.runtimes import resolve_runtime
 
         cfg = self.config
-        size = {"labeller": cfg.labeller_size, "depth": cfg.depth_size}.get(stage)
+        size = {"labeller": cfg.labeller_size, "depth": cfg.depth_size, "segmenter": cfg.segmenter_size}.get(stage)
         precision = cfg.precision
         if precision in ("fp16", "bf16") and str(cfg.device).startswith("cpu"):
             precision = "fp32"

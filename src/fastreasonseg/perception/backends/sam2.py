@@ -47,6 +47,18 @@ def _input_size(config: Any) -> int:
     return 1024
 
 
+def _resize_config(cfg: Any, side: int) -> None:
+    """Run ``Sam2Model`` at ``side`` instead of its native input (a multiple of 32; Hiera interpolates its
+    position embeddings). Masks come from ``side / 4`` logits: a 512 input costs about a quarter of 1024 and
+    gives coarser boundaries."""
+    side = max(64, int(round(side / 32)) * 32)
+    cfg.vision_config.backbone_config.image_size = [side, side]
+    cfg.vision_config.backbone_feature_sizes = [[side // 4] * 2, [side // 8] * 2, [side // 16] * 2]
+    cfg.prompt_encoder_config.image_size = side
+    if hasattr(cfg, "image_size"):
+        cfg.image_size = side
+
+
 def preprocess(image: np.ndarray, size: int) -> Any:
     """``(H, W, 3)`` uint8 RGB -> ``(1, 3, size, size)`` float tensor, ImageNet-normalised."""
     import torch
@@ -176,14 +188,20 @@ class Sam2Segmenter:
         points_per_batch: int = 64,
         max_masks: int = 100,
     ) -> None:
-        from transformers import Sam2Model
+        from transformers import Sam2Config, Sam2Model
 
         self.settings = _settings(settings)
         self.name = model
         self.device = torch_device(self.settings.device)
-        self.model = load_model(
-            "segmenter", model, lambda p, kw: Sam2Model.from_pretrained(p, **kw).to(self.device).eval()
-        )
+        side = self.settings.input_size
+
+        def _load(p: str, kw: dict) -> Any:
+            cfg = Sam2Config.from_pretrained(p, **kw)
+            if side and side != _input_size(cfg.prompt_encoder_config):
+                _resize_config(cfg, int(side))
+            return Sam2Model.from_pretrained(p, config=cfg, **kw).to(self.device).eval()
+
+        self.model = load_model("segmenter", model, _load)
         self.size = _input_size(self.model.config.prompt_encoder_config)
         self.pred_iou_thresh = pred_iou_thresh
         self.stability_thresh = stability_thresh
