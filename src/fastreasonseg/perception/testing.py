@@ -250,11 +250,11 @@ def make_owlv2(path: str | Path, *, size: str = "tiny") -> Path:
         img = 64
     torch.manual_seed(0)
     model = Owlv2ForObjectDetection(cfg).eval()
-    if size != "real":
-        # random box heads saturate the sigmoid (degenerate boxes); keep boxes near OWLv2's per-patch prior
-        with torch.no_grad():
-            model.box_head.dense2.weight.mul_(0.002)
-            model.box_head.dense2.bias.zero_()
+    # random box heads saturate the sigmoid (degenerate boxes, filtered out): keep boxes near the per-patch
+    # prior at every size, so real-size benchmarks prompt SAM-2 with boxes as a trained detector would
+    with torch.no_grad():
+        model.box_head.dense2.weight.mul_(0.002)
+        model.box_head.dense2.bias.zero_()
     model.save_pretrained(path)
     Owlv2Processor(
         image_processor=Owlv2ImageProcessor(size={"height": img, "width": img}), tokenizer=tok
@@ -304,10 +304,9 @@ def make_owlvit(path: str | Path, *, size: str = "tiny") -> Path:
         img = 64
     torch.manual_seed(0)
     model = OwlViTForObjectDetection(cfg).eval()
-    if size != "real":
-        with torch.no_grad():
-            model.box_head.dense2.weight.mul_(0.002)
-            model.box_head.dense2.bias.zero_()
+    with torch.no_grad():  # as make_owlv2: boxes near the per-patch prior, not degenerate
+        model.box_head.dense2.weight.mul_(0.002)
+        model.box_head.dense2.bias.zero_()
     model.save_pretrained(path)
     OwlViTProcessor(
         image_processor=OwlViTImageProcessor(
