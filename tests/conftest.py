@@ -31,3 +31,17 @@ def davis2016_full() -> Path:
     if not (DAVIS2016_FULL / "Annotations" / "480p").is_dir():
         pytest.skip(f"the full DAVIS-2016 set is not at {DAVIS2016_FULL} (set FASTREASONSEG_DAVIS2016)")
     return DAVIS2016_FULL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _llama_state_in_a_temp_dir(tmp_path_factory):
+    """llama.cpp runtimes keep evaluated system prompts on disk; tests keep them out of the user's cache."""
+    from fastreasonseg.reasoning.runtimes.llamacpp import STATE_CACHE_ENV
+
+    old = os.environ.get(STATE_CACHE_ENV)
+    os.environ[STATE_CACHE_ENV] = str(tmp_path_factory.mktemp("llama-state"))
+    yield
+    if old is None:
+        os.environ.pop(STATE_CACHE_ENV, None)
+    else:
+        os.environ[STATE_CACHE_ENV] = old

@@ -164,3 +164,30 @@ def test_template_helpers():
     assert find_stop("a</plan>b</answer>", ["</answer>", "</plan>"]) == (8, "</plan>")
     s = StopScanner(["</plan>"])
     assert s.feed("x</pl") is None and s.feed("an>tail") == "</plan>" and s.text == "x</plan>"
+
+
+def test_system_prompt_state_is_kept_on_disk_for_a_fresh_process(tmp_path):
+    """A new runtime (a fresh process) loads the evaluated system turn from disk and answers exactly the same."""
+    system = SYSTEM + " " + " ".join(f"Rule {k}: be brief." for k in range(12))  # > 32 tokens of head
+    prompt = ChatPrompt(system, twin_view("Disk") + "Question: which object is a mug?")
+    first = LlamaCppRuntime(n_ctx=2048, state_cache=tmp_path)
+    a = first.complete(prompt, "", stop=["</answer>"], max_tokens=12, grammar=ANSWER_GBNF)
+    assert first.state_cache_stats["saved"] == 1 and a.cached_tokens == 0
+    first.close()
+    files = list(tmp_path.glob("*.state"))
+    assert len(files) == 1
+    second = LlamaCppRuntime(n_ctx=2048, state_cache=tmp_path)
+    b = second.complete(prompt, "", stop=["</answer>"], max_tokens=12, grammar=ANSWER_GBNF)
+    assert second.state_cache_stats["loaded"] == 1 and b.cached_tokens > 32
+    assert b.text == a.text
+    second.close()
+    # a corrupt file is ignored and replaced, never trusted
+    files[0].write_bytes(b"garbage")
+    third = LlamaCppRuntime(n_ctx=2048, state_cache=tmp_path)
+    c = third.complete(prompt, "", stop=["</answer>"], max_tokens=12, grammar=ANSWER_GBNF)
+    assert c.text == a.text and third.state_cache_stats["saved"] == 1
+    assert "does not match" in third.state_cache_stats["errors"][0]
+    third.close()
+    off = LlamaCppRuntime(n_ctx=2048, state_cache="off")
+    assert off.state_cache_stats == {"enabled": False}
+    off.close()

@@ -34,7 +34,7 @@ import numpy as np
 
 from fastreasonseg.errors import InputError, ModelLoadError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
-from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache, snapshot_boundary
+from fastreasonseg.reasoning.runtimes.prefix_cache import DiskStateStore, PrefixStateCache, snapshot_boundary
 from fastreasonseg.reasoning.runtimes.registry import Option, RuntimeKind
 from fastreasonseg.reasoning.runtimes.sampling import LazyGrammarSampler
 from fastreasonseg.reasoning.runtimes.template import (
@@ -45,6 +45,8 @@ from fastreasonseg.reasoning.runtimes.template import (
 )
 
 _MIN_SNAPSHOT_TOKENS = 32
+STATE_CACHE_ENV = "FASTREASONSEG_LLAMA_STATE"
+"""Environment variable naming the default folder of the on-disk prompt states (``LlamaCppRuntime.state_cache``)."""
 """Prefixes shorter than this are cheaper to re-evaluate than to snapshot."""
 
 
@@ -136,6 +138,9 @@ class LlamaCppRuntime:
         seed: sampling seed used when ``temperature > 0`` and a call passes none.
         chat_template: a Jinja2 chat template overriding the GGUF's.
         prefix_cache_size: how many prompt prefixes (twins) to keep as snapshots; 0 keeps only the live context.
+        state_cache: folder for the evaluated system prompt (one file per model, adapter and prompt), so a fresh
+            process prefills only the twin view and the question; default ``$XDG_CACHE_HOME/fastreasonseg/llama-state``
+            (``~/.cache/...``), or ``$FASTREASONSEG_LLAMA_STATE``; ``""`` or ``"off"`` turns it off.
         extra_buffers: let ggml use its extra CPU buffer types (weight repacking, Intel AMX). Default: off on CPUs
             that report AMX, where ggml's AMX kernels crash the process (SIGSEGV) whenever the OS does not grant the
             AMX tile state (containers, some VMs); on elsewhere.
@@ -151,6 +156,7 @@ class LlamaCppRuntime:
         chat_template: str | None = None,
         *,
         prefix_cache_size: int = 4,
+        state_cache: str | os.PathLike[str] | None = None,
         n_batch: int = 512,
         extra_buffers: bool | None = None,
     ) -> None:
@@ -211,6 +217,7 @@ class LlamaCppRuntime:
         self._sampler = LazyGrammarSampler(llama_cpp)
         self._grammars: OrderedDict[str, Any] = OrderedDict()
         self._snapshots: PrefixStateCache[_KVSnapshot] = PrefixStateCache(prefix_cache_size)
+        self._disk = self._disk_store(state_cache, n_ctx)
         self._last_rendered: RenderedPrompt | None = None
         self._lock = threading.Lock()
         # free the model before interpreter teardown (llama-cpp-python's __del__ fails once its modules are gone)
@@ -260,6 +267,29 @@ class LlamaCppRuntime:
             self._lib.llama_sampler_free(self._grammars.popitem(last=False)[1])
         return g
 
+    def _disk_store(self, state_cache: str | os.PathLike[str] | None, n_ctx: int) -> DiskStateStore | None:
+        if state_cache is not None and str(state_cache) in ("", "off", "none"):
+            return None
+        if state_cache is None:
+            state_cache = os.environ.get(STATE_CACHE_ENV)
+        if state_cache is None:
+            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+            state_cache = os.path.join(base, "fastreasonseg", "llama-state")
+        ident: list[Any] = [getattr(self._lib, "__version__", "?"), n_ctx]
+        for f in (self.model_path, self.lora_path):
+            if f:
+                st = os.stat(f)
+                ident += [os.path.abspath(f), st.st_size, st.st_mtime_ns]
+        return DiskStateStore(state_cache, ident)
+
+    @property
+    def state_cache_stats(self) -> dict[str, Any]:
+        """Prompt-head states loaded from and saved to disk in this process, and any cache problem."""
+        d = self._disk
+        if d is None:
+            return {"enabled": False}
+        return {"enabled": True, "dir": str(d.dir), "loaded": d.loaded, "saved": d.saved, "errors": list(d.errors)}
+
     # --------------------------------------------------------- prefix snapshots
     def _snapshot(self) -> _KVSnapshot:
         ctx = self.llm._ctx.ctx
@@ -280,21 +310,32 @@ class LlamaCppRuntime:
         self.llm._requires_eval = True
         return True
 
-    def _prepare_prefix(self, tokens: list[int], boundary_text: str | None) -> int:
-        """Bring the live context to the longest reusable prefix of ``tokens``; snapshot the twin prefix. Returns how
-        many leading tokens were reused (already evaluated before this call: the ones a snapshot evaluates now are
-        not)."""
+    def _prepare_prefix(self, tokens: list[int], boundary_text: str | None, head: int = 0) -> int:
+        """Bring the live context to the longest reusable prefix of ``tokens``: the live tokens, an in-memory
+        snapshot, or the prompt head's state on disk (``head`` tokens: the system turn); snapshot the twin prefix.
+        Returns how many leading tokens were reused (already evaluated before this call: the ones evaluated now to
+        make a snapshot are not)."""
         llm = self.llm
         live = common_prefix_len(llm._input_ids, tokens)
         if self._snapshots.capacity:
             n_snap, snap = self._snapshots.best(tokens)
             if snap is not None and n_snap > live and self._restore(snap):
                 live = n_snap
+        reused = live
+        if self._disk is not None and head >= _MIN_SNAPSHOT_TOKENS and live < head <= len(tokens) - 1:
+            data = self._disk.load(tokens[:head])
+            if data is not None and self._restore(_KVSnapshot(data, tokens[:head])):
+                live = reused = head
+            else:
+                llm.n_tokens = live
+                llm.eval(tokens[live:head])
+                live = head
+                self._disk.save(tokens[:head], self._snapshot().data)
         if not boundary_text or not self._snapshots.capacity:
-            return live
+            return reused
         b = common_prefix_len(self.tokenize(boundary_text), tokens)
         if b < _MIN_SNAPSHOT_TOKENS or b >= len(tokens) or tokens[:b] in self._snapshots:
-            return live
+            return reused
         live = min(live, b)
         llm.n_tokens = live
         llm._ctx.kv_cache_seq_rm(-1, live, -1)
@@ -302,7 +343,7 @@ class LlamaCppRuntime:
             llm.eval(tokens[live:b])
         snap = self._snapshot()
         self._snapshots.put(tokens[:b], snap, nbytes=len(snap.data))
-        return live
+        return min(reused, b)
 
     @property
     def prefix_cache_stats(self) -> dict[str, Any]:
@@ -338,7 +379,8 @@ class LlamaCppRuntime:
             boundary = snapshot_boundary(rendered, self._last_rendered, cache_prefix)
             self._last_rendered = rendered
             tokens = self._prompt_tokens(rendered, assistant_prefix)
-            return self._run(rendered.text, boundary, stop, max_tokens, grammar, temperature, seed, tokens)
+            head = len(self.tokenize(rendered.head)) if self._disk is not None else 0
+            return self._run(rendered.text, boundary, stop, max_tokens, grammar, temperature, seed, tokens, head)
 
     def complete_text(
         self,
@@ -364,6 +406,7 @@ class LlamaCppRuntime:
         temperature: float,
         seed: int | None,
         tokens: list[int] | None = None,
+        head: int = 0,
     ) -> Completion:
         if max_tokens <= 0:
             raise InputError(f"max_tokens must be positive, got {max_tokens}")
@@ -377,8 +420,10 @@ class LlamaCppRuntime:
             )
         max_new = min(max_tokens, self.n_ctx - n_prompt)
         g = self._lib.llama_sampler_clone(self._grammar(grammar)) if grammar else None
-        cached = min(self._prepare_prefix(tokens, boundary), n_prompt - 1)
+        cached = min(self._prepare_prefix(tokens, boundary, head), n_prompt - 1)
         llm = self.llm
+        # the live context holds at least tokens[:cached] (more when a snapshot was just made)
+        ready = min(common_prefix_len(llm._input_ids, tokens), n_prompt - 1)
         rng = np.random.default_rng(self.seed if seed is None else int(seed))
 
         scanner = StopScanner(stop)
@@ -391,9 +436,9 @@ class LlamaCppRuntime:
             # the live context holds tokens[:cached]; evaluate the rest, the last prompt token on its own: its
             # logits then never depend on how much of the prompt was cached (a batch and a single-token
             # evaluation round differently, and seeded sampling must not depend on the cache)
-            llm.n_tokens = cached
-            if n_prompt - 1 > cached:
-                llm.eval(tokens[cached:-1])
+            llm.n_tokens = ready
+            if n_prompt - 1 > ready:
+                llm.eval(tokens[ready:-1])
             llm.eval(tokens[-1:])
             while n_new < max_new:
                 tok = self._sampler.pick(self._logits(), g, temperature, rng)
@@ -480,6 +525,7 @@ RUNTIME = RuntimeKind(
         "seed": Option(int, "sampling seed"),
         "chat_template": Option(str, "a Jinja2 chat template overriding the GGUF's"),
         "prefix_cache": Option(int, "prompt prefixes (twins) kept as snapshots"),
+        "state_cache": Option(str, "folder for the evaluated system prompt on disk ('off' to disable)", metavar="DIR"),
         "extra_buffers": Option(bool, "ggml's extra CPU buffer types (weight repacking, AMX)"),
     },
     example="llamacpp:/models/model.gguf?lora=/models/adapter.gguf",

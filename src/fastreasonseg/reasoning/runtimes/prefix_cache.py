@@ -9,9 +9,12 @@ alternate between twins each find their own twin already evaluated.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from fastreasonseg.reasoning.runtimes.template import RenderedPrompt, common_prefix_len
@@ -99,3 +102,54 @@ def snapshot_boundary(
     n = common_prefix_len(previous.user, rendered.user)
     cut = rendered.user.rfind("\n", 0, n) + 1
     return rendered.head + rendered.user[:cut] if cut > 0 else None
+
+
+class DiskStateStore:
+    """Evaluated system prompts kept on disk, so a fresh process prefills only the twin view and the question.
+
+    One file per (model, adapter, context settings, prompt-head tokens): ``<key>.state`` holds the KV state of
+    sequence 0 after the head, with a small header (magic, token count). The key hashes the model and adapter
+    files' paths, sizes and modification times, the llama.cpp version and the tokens, so a changed model or
+    prompt gets a new file. Files are written atomically; an unreadable or mismatched file is ignored (and
+    replaced), never trusted.
+    """
+
+    MAGIC = b"FRSKV1\n"
+
+    def __init__(self, directory: str | os.PathLike[str], identity: Sequence[Any]) -> None:
+        self.dir = Path(directory).expanduser()
+        self.identity = "|".join(map(str, identity))
+        self.loaded = 0
+        self.saved = 0
+        self.errors: list[str] = []
+
+    def path(self, tokens: Sequence[int]) -> Path:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.identity.encode("utf-8"))
+        h.update(tokens_key(tokens).encode("ascii"))
+        return self.dir / f"{h.hexdigest()}.state"
+
+    def load(self, tokens: Sequence[int]) -> bytes | None:
+        p = self.path(tokens)
+        try:
+            raw = p.read_bytes()
+        except OSError:
+            return None
+        head = self.MAGIC + str(len(tokens)).encode("ascii") + b"\n"
+        if not raw.startswith(head):
+            self.errors.append(f"ignored a state file that does not match ({p.name})")
+            return None
+        self.loaded += 1
+        return raw[len(head) :]
+
+    def save(self, tokens: Sequence[int], data: bytes) -> None:
+        p = self.path(tokens)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.MAGIC + str(len(tokens)).encode("ascii") + b"\n" + data)
+            os.replace(tmp, p)
+            self.saved += 1
+        except OSError as exc:  # a read-only cache dir only costs speed
+            self.errors.append(f"could not write the prompt state cache ({exc.strerror or exc})")
