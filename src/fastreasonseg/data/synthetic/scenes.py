@@ -66,6 +66,8 @@ MOTIONS = (
     "enter_right",
     "leave_left",
     "leave_right",
+    "stop_left",
+    "stop_right",
 )
 GENERATOR_NAME = "fastreasonseg.synthetic"
 ID_FROM_ZERO_RATE = 0.35
@@ -122,6 +124,20 @@ class _Placed:
     arc: float  # upward arc height in pixels (arcs)
     score: float
     alts: list[tuple[str, float]]
+    support: _Placed | None = None
+    """The object this one rests on (a cup on a table): it stands on that object's top edge, just in front."""
+    offset: float = 0.0
+    """With ``support``: the centre's offset from the support's centre, as a share of its width."""
+    stop: float = 1.0
+    """The moment (0..1 of the video) the object stops moving; 1 = it moves to the end."""
+
+
+#: categories an object may rest on, and may rest on another
+_SUPPORT_CATEGORIES = {"furniture", "appliance"}
+_RESTING_CATEGORIES = {"kitchenware", "electronics", "fruit", "vegetable", "food", "office", "toy", "bag", "bathroom",
+                       "plant", "tool", "instrument", "animal", "clothing", "sports"}  # fmt: skip
+SUPPORT_RATE = 0.55
+"""Chance that an image puts one or two small objects on top of a piece of furniture or an appliance."""
 
 
 def _shape_mask(h: int, w: int, cx: float, yb: float, ow: float, oh: float, shape: str) -> np.ndarray:
@@ -243,12 +259,15 @@ class SceneGenerator:
             p.truth.motion = "static"
             return
         if motion is None:
-            motion = str(rng.choice(MOTIONS, p=[0.16, 0.1, 0.1, 0.06, 0.06, 0.1, 0.1, 0.08, 0.08, 0.08, 0.08]))
+            weights = np.array([0.16, 0.1, 0.1, 0.06, 0.06, 0.1, 0.1, 0.08, 0.08, 0.08, 0.08, 0.05, 0.05])
+            motion = str(rng.choice(MOTIONS, p=weights / weights.sum()))
         p.truth.motion = motion
         ow, _ = self._pixel_size(p, p.z0, h, w)
-        if motion in ("left", "right", "arc_left", "arc_right"):
+        if motion in ("left", "right", "arc_left", "arc_right", "stop_left", "stop_right"):
             d = float(rng.uniform(0.3, 0.6) * w)
             sign = -1.0 if motion.endswith("left") else 1.0
+            if motion.startswith("stop"):
+                p.stop = float(rng.uniform(0.35, 0.6))  # walks, then stands still for the rest of the video
             p.x0 = float(rng.uniform(0.55, 0.85) * w) if sign < 0 else float(rng.uniform(0.15, 0.45) * w)
             p.dx = sign * d
             if motion.startswith("arc"):
@@ -286,10 +305,19 @@ class SceneGenerator:
         depth = np.broadcast_to(np.where(rows < horizon, 0.97 if indoor else 1.0, ground), (h, w)).copy()
         shapes = []
         for p in placed:
-            z = float(np.clip(p.z0 + p.dz * tau, 0.02, 0.98))
+            t = min(tau / p.stop, 1.0)
+            z = float(np.clip(p.z0 + p.dz * t, 0.02, 0.98))
             ow, oh = self._pixel_size(p, z, h, w)
-            yb = self._ground_y(z, horizon, h) - p.arc * float(np.sin(np.pi * tau))
-            cx = p.x0 + p.dx * tau
+            yb = self._ground_y(z, horizon, h) - p.arc * float(np.sin(np.pi * t))
+            cx = p.x0 + p.dx * t
+            if p.support is not None:  # on top of the support: its top edge, a hair in front of it
+                sup = p.support
+                zs = float(np.clip(sup.z0, 0.02, 0.98))
+                sw, sh = self._pixel_size(sup, zs, h, w)
+                z = max(0.02, zs - 0.01)
+                ow, oh = self._pixel_size(p, z, h, w)
+                yb = self._ground_y(zs, horizon, h) - sh + 1
+                cx = sup.x0 + p.offset * sw
             m = _shape_mask(h, w, cx, yb, ow, oh, p.truth.shape)
             shapes.append((z, p, m, yb, oh))
         shapes.sort(key=lambda s: -s[0])  # far to near
@@ -456,7 +484,22 @@ class SceneGenerator:
             if video:
                 self._set_motion(rng, p, w, h, forced[k] if k < len(forced) else None)
             placed.append(p)
+        if not video and rng.random() < SUPPORT_RATE:
+            self._rest_on_support(rng, placed)
         return placed
+
+    def _rest_on_support(self, rng: np.random.Generator, placed: list[_Placed]) -> None:
+        """Put one or two small objects on top of a piece of furniture or an appliance (a cup on a table)."""
+        kb = self.kb
+        supports = [p for p in placed if kb[p.truth.key].category in _SUPPORT_CATEGORIES and p.size in "ML"]
+        small = [p for p in placed if kb[p.truth.key].category in _RESTING_CATEGORIES and p.size in "TS"]
+        if not supports or not small:
+            return
+        sup = supports[int(rng.integers(len(supports)))]
+        for k in rng.permutation(len(small))[: int(rng.integers(1, 3))]:
+            p = small[int(k)]
+            p.support = sup
+            p.offset = float(rng.uniform(-0.3, 0.3))
 
 
 def _instance_ids(rng: np.random.Generator, n: int) -> list[int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastreasonseg.data.synthetic.filters import ObjectSet, Oracle, anchors, choose, object_sets
+from fastreasonseg.data.synthetic.filters import ObjectSet, Oracle, anchors, choose, object_sets, weighted
 from fastreasonseg.data.synthetic.objects import Obj
 from fastreasonseg.data.synthetic.phrasing import (
     NP_FRAMES,
@@ -31,14 +31,28 @@ from fastreasonseg.data.synthetic.phrasing import (
 
 SUPS = tuple(SUP_ADJ)
 RELS = tuple(RELATIONS)
+#: how often each operator is tried first: everyday questions ask "on" and "nearest" more than "inside"
+REL_WEIGHTS = {"on": 3.0, "near": 2.0, "left": 1.5, "right": 1.5}
+SUP_WEIGHTS = {"nearest": 2.0, "largest": 2.0, "farthest": 1.5, "leftmost": 1.5, "rightmost": 1.5}
 Draft = tuple[str, tuple[int, ...], int, str, str]
 """(query, ids, level, reason, plan)."""
 
 
 def _sup_np(book: Phrasebook, sup: str, s: ObjectSet) -> str:
-    if book.rng.random() < 0.5:
+    r = book.rng.random()
+    if r < 0.4:
         return f"the {book.pick(f'supadj:{sup}', SUP_ADJ[sup])} {s.noun}"
-    return f"the {s.noun} {book.pick(f'suppost:{sup}', SUP_POST[sup])}"
+    if r < 0.8 or s.kind == "all":
+        return f"the {s.noun} {book.pick(f'suppost:{sup}', SUP_POST[sup])}"
+    post = book.pick(f"suppost:{sup}", SUP_POST[sup])
+    frames = [
+        "of the {nouns}, the one {post}",
+        "the one {post} among the {nouns}",
+        "out of all the {nouns}, whichever is {post}",
+        "of the {nouns}, the one {post}",
+    ]
+    frame = book.pick("sup:of", frames)
+    return frame.format(nouns=s.nouns, post=post)
 
 
 def _frame(book: Phrasebook, np_text: str) -> str:
@@ -56,7 +70,7 @@ class SpatialQueries:
         refs = anchors(objs, oracle)
         fns = {1: [self.sup_all, self.rel_all, self.region], 2: [self.sup_set, self.rel_set, self.ordinal]}
         fns[2].append(self.closest)
-        fns[3] = [self.sup_rel, self.between, self.exclude_rel, self.nested_anchor]
+        fns[3] = [self.sup_rel, self.between, self.exclude_rel, self.nested_anchor, self.ordinal_rel]
         if no_target:
             fns = {1: [self.rel_all], 2: [self.rel_set], 3: [self.exclude_rel]}
         for fn in choose(rng, fns[level]):
@@ -70,7 +84,7 @@ class SpatialQueries:
         everything = next((s for s in sets if s.kind == "all"), None)
         if everything is None or len(everything.members) < 3:
             return None
-        for sup in choose(rng, list(SUPS)):
+        for sup in weighted(rng, list(SUPS), SUP_WEIGHTS):
             ids = oracle(f"{sup}(all)")
             if ids:
                 if rng.random() < 0.4:
@@ -83,7 +97,7 @@ class SpatialQueries:
 
     def rel_all(self, rng, objs, sets, refs, book, oracle, no_target) -> Draft | None:
         for ref in choose(rng, refs):
-            for rel in choose(rng, list(RELS)):
+            for rel in weighted(rng, list(RELS), REL_WEIGHTS):
                 plan = f"{rel}(all, {ref.true_label})"
                 ids = oracle(plan)
                 if ids is None or bool(ids) == no_target:
@@ -106,7 +120,7 @@ class SpatialQueries:
     # ------------------------------------------------------------------ L2
     def sup_set(self, rng, objs, sets, refs, book, oracle, no_target) -> Draft | None:
         for s in choose(rng, [s for s in sets if s.kind != "all" and len(s.members) >= 2]):
-            for sup in choose(rng, list(SUPS)):
+            for sup in weighted(rng, list(SUPS), SUP_WEIGHTS):
                 plan = f"{sup}({s.plan})"
                 ids = oracle(plan)
                 if ids and ids != oracle(f"{sup}(all)"):  # the set matters
@@ -116,7 +130,7 @@ class SpatialQueries:
     def rel_set(self, rng, objs, sets, refs, book, oracle, no_target) -> Draft | None:
         for ref in choose(rng, refs):
             for s in choose(rng, [s for s in sets if s.kind != "all" and ref.id not in s.members]):
-                for rel in choose(rng, list(RELS)):
+                for rel in weighted(rng, list(RELS), REL_WEIGHTS):
                     plan = f"{rel}({s.plan}, {ref.true_label})"
                     ids = oracle(plan)
                     if (
@@ -145,6 +159,30 @@ class SpatialQueries:
             return _frame(book, np_text), ids, 2, f"{k}th {sup} of {s.canon}", plan
         return None
 
+    def ordinal_rel(self, rng, objs, sets, refs, book, oracle, no_target) -> Draft | None:
+        """The k-th from one side among the objects in a relation ("the second book from the left on the cart")."""
+        for ref in choose(rng, refs):
+            for s in choose(rng, [s for s in sets if ref.id not in s.members and len(s.members) >= 3]):
+                for rel in weighted(rng, list(RELS), REL_WEIGHTS):
+                    inner = oracle(f"{rel}({s.plan}, {ref.true_label})")
+                    if not inner or len(inner) < 2 or len(inner) == len(s.members):
+                        continue
+                    sup, k = str(rng.choice(["leftmost", "rightmost"])), int(rng.choice([1, 2, 2]))
+                    plan = (
+                        f"{sup}({rel}({s.plan}, {ref.true_label}), {k})"
+                        if k > 1
+                        else f"{sup}({rel}({s.plan}, {ref.true_label}))"
+                    )
+                    ids = oracle(plan)
+                    if not ids:
+                        continue
+                    phrase = book.pick(f"rel:{rel}", RELATIONS[rel])
+                    side = book.pick(f"side:{sup}", ORDINAL_SIDES[sup])
+                    word = book.pick(f"ord:{k}", ORDINAL_WORDS[k]) if k > 1 else "first"
+                    np_text = f"the {word} {s.noun} {side} {phrase} the {ref.true_label}"
+                    return _frame(book, np_text), ids, 3, f"{k}th {sup} of {s.canon} {rel} {ref.true_label}", plan
+        return None
+
     def closest(self, rng, objs, sets, refs, book, oracle, no_target) -> Draft | None:
         for ref in choose(rng, refs):
             for s in choose(rng, [s for s in sets if ref.id not in s.members and len(s.members) >= 2]):
@@ -162,7 +200,7 @@ class SpatialQueries:
     def sup_rel(self, rng, objs, sets, refs, book, oracle, no_target) -> Draft | None:
         for ref in choose(rng, refs):
             for s in choose(rng, [s for s in sets if ref.id not in s.members]):
-                for rel in choose(rng, list(RELS)):
+                for rel in weighted(rng, list(RELS), REL_WEIGHTS):
                     inner = oracle(f"{rel}({s.plan}, {ref.true_label})")
                     if not inner or len(inner) < 2:
                         continue
@@ -200,7 +238,7 @@ class SpatialQueries:
             for s in choose(
                 rng, [s for s in sets if s.kind != "all" and ref.id not in s.members and len(s.members) > 1]
             ):
-                for rel in choose(rng, list(RELS)):
+                for rel in weighted(rng, list(RELS), REL_WEIGHTS):
                     inner = oracle(f"{rel}(all, {ref.true_label})")
                     if not inner or not set(inner) & set(s.members):
                         continue  # the negation must remove something
@@ -223,7 +261,7 @@ class SpatialQueries:
                 if not oracle(anchor):
                     continue
                 for s in choose(rng, [s for s in sets if not set(s.members) & set(d.members)]):
-                    for rel in choose(rng, list(RELS)):
+                    for rel in weighted(rng, list(RELS), REL_WEIGHTS):
                         plan = f"{rel}({s.plan}, {anchor})"
                         ids = oracle(plan)
                         if not ids:

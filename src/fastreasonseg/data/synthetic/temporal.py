@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastreasonseg.data.synthetic.filters import ObjectSet, Oracle, anchors, choose, object_sets
+from fastreasonseg.data.synthetic.filters import ObjectSet, Oracle, anchors, choose, object_sets, weighted
 from fastreasonseg.data.synthetic.objects import Obj
 from fastreasonseg.data.synthetic.phrasing import (
     MOTIONS,
@@ -24,9 +24,13 @@ from fastreasonseg.data.synthetic.phrasing import (
     WHO_FRAMES,
     WHO_NOUNS,
     Phrasebook,
+    motion_phrase,
 )
 
 PREDS = tuple(MOTIONS)
+#: how often each predicate is tried first
+PRED_WEIGHTS = {"enters": 1.5, "leaves": 1.5, "approaches": 1.5, "recedes": 1.5, "still": 1.5, "stops": 2.0}
+PRED_WEIGHTS |= {"moves_up": 0.5, "moves_down": 0.5}
 TSUPS = tuple(TRACK_SUPS)
 #: predicates whose plural verb reads well after "don't"
 NEGATABLE = ("enters", "leaves", "approaches", "recedes", "moves_left", "moves_right", "moves_up", "moves_down")
@@ -75,11 +79,11 @@ class TemporalQueries:
         everything = self._all(sets)
         if everything is None:
             return None
-        for pred in choose(rng, list(PREDS)):
+        for pred in weighted(rng, list(PREDS), PRED_WEIGHTS):
             ids = oracle(f"{pred}(all)")
             if ids is None or bool(ids) == no_target or len(ids) == len(everything.members):
                 continue
-            verb = book.pick(f"motion:{pred}", MOTIONS[pred])
+            verb = motion_phrase(book, pred)
             return _who(book, everything, verb), ids, 1, f"all that {pred}", f"{pred}(all)"
         return None
 
@@ -98,14 +102,14 @@ class TemporalQueries:
     # ------------------------------------------------------------------ L2
     def pred_set(self, rng, objs, sets, book, oracle, no_target) -> Draft | None:
         for s in choose(rng, [s for s in sets if s.kind != "all"]):
-            for pred in choose(rng, list(PREDS)):
+            for pred in weighted(rng, list(PREDS), PRED_WEIGHTS):
                 plan = f"{pred}({s.plan})"
                 ids = oracle(plan)
                 if ids is None or bool(ids) == no_target:
                     continue
                 if ids and ids == oracle(f"{pred}(all)"):
                     continue  # the set must matter
-                verb = book.pick(f"motion:{pred}", MOTIONS[pred])
+                verb = motion_phrase(book, pred)
                 return _who(book, s, verb), ids, 2, f"{s.canon} that {pred}", plan
         return None
 
@@ -149,7 +153,7 @@ class TemporalQueries:
     # ------------------------------------------------------------------ L3
     def two_preds(self, rng, objs, sets, book, oracle, no_target) -> Draft | None:
         for s in choose(rng, sets):
-            for p1 in choose(rng, list(PREDS)):
+            for p1 in weighted(rng, list(PREDS), PRED_WEIGHTS):
                 first = oracle(f"{p1}({s.plan})")
                 if not first or len(first) < 2:
                     continue
@@ -160,15 +164,15 @@ class TemporalQueries:
                         continue
                     if ids and ids == oracle(f"{p2}({s.plan})"):
                         continue  # both predicates must matter
-                    v1 = book.pick(f"motion:{p1}", MOTIONS[p1])
-                    v2 = book.pick(f"motion:{p2}", MOTIONS[p2])
+                    v1 = motion_phrase(book, p1)
+                    v2 = motion_phrase(book, p2)
                     verb = (f"{v1[0]} and {v2[0]}", f"{v1[1]} and {v2[1]}")
                     return _who(book, s, verb), ids, 3, f"{s.canon} that {p1} and {p2}", plan
         return None
 
     def sup_of_pred(self, rng, objs, sets, book, oracle, no_target) -> Draft | None:
         for s in choose(rng, sets):
-            for pred in choose(rng, list(PREDS)):
+            for pred in weighted(rng, list(PREDS), PRED_WEIGHTS):
                 group = oracle(f"{pred}({s.plan})")
                 if not group or len(group) < 2:
                     continue
@@ -177,7 +181,7 @@ class TemporalQueries:
                     ids = oracle(plan)
                     if not ids or ids == oracle(f"{sup}({s.plan})"):
                         continue
-                    v = book.pick(f"motion:{pred}", MOTIONS[pred])
+                    v = motion_phrase(book, pred)
                     sv = book.pick(f"tsup:{sup}", TRACK_SUPS[sup])
                     frame = book.pick(
                         "frame:supofpred",
@@ -203,7 +207,7 @@ class TemporalQueries:
                 ids = oracle(plan)
                 if not ids:
                     continue
-                v = book.pick(f"motion:{pred}", MOTIONS[pred])
+                v = motion_phrase(book, pred)
                 frame = book.pick(
                     "frame:notpred",
                     [
