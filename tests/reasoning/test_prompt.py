@@ -125,7 +125,7 @@ def test_candidate_hint_follows_the_question_and_keeps_the_prefix():
     from .helpers import ScriptedRuntime
 
     class Words:  # a deterministic embedder: one dimension per word
-        vocab = ["drink", "mug", "person", "table", "apple", "eat"]
+        vocab = ("drink", "mug", "person", "table", "apple", "eat")
 
         def embed(self, texts):
             import numpy as np
