@@ -68,7 +68,10 @@ class SpatialQueries:
     ) -> Draft | None:
         sets = object_sets(objs, oracle, book)
         refs = anchors(objs, oracle)
-        fns = {1: [self.sup_all, self.rel_all, self.region], 2: [self.sup_set, self.rel_set, self.ordinal]}
+        fns = {
+            1: [self.sup_all, self.rel_all, self.region, self.support],
+            2: [self.sup_set, self.rel_set, self.ordinal],
+        }
         fns[2].append(self.closest)
         fns[3] = [self.sup_rel, self.between, self.exclude_rel, self.nested_anchor, self.ordinal_rel]
         if no_target:
@@ -105,6 +108,27 @@ class SpatialQueries:
                 phrase = book.pick(f"rel:{rel}", RELATIONS[rel])
                 q = book.pick("frame:what", WHAT_FRAMES).format(pred=f"{phrase} the {ref.true_label}")
                 return q, ids, 1, f"all {rel} {ref.true_label}", plan
+        return None
+
+    def support(self, rng, objs, sets, refs, book, oracle, no_target) -> Draft | None:
+        """What an object rests on ("what is the cup sitting on?"): ``on`` read backwards."""
+        for ref in choose(rng, refs):
+            plan = f"holds(all, {ref.true_label})"
+            ids = oracle(plan)
+            if not ids or len(ids) > 2:
+                continue
+            frames = [
+                "What is the {x} sitting on?",
+                "What's the {x} resting on?",
+                "Which thing is the {x} on?",
+                "what is holding up the {x}",
+                "Show me what the {x} is placed on.",
+                "What is the {x} lying on top of?",
+                "Find whatever the {x} stands on.",
+                "Segment the thing supporting the {x}.",
+            ]
+            q = book.pick("frame:support", frames).format(x=ref.true_label)
+            return q, ids, 1, f"all that {ref.true_label} is on", plan
         return None
 
     def region(self, rng, objs, sets, refs, book, oracle, no_target) -> Draft | None:

@@ -5,7 +5,8 @@ from fastreasonseg.reasoning.tools.geometry import inside_fraction
 from fastreasonseg.reasoning.tools.kinds import relation_tool
 
 
-def _on(a, b, s: float) -> bool:
+def resting_on(a, b, s: float) -> bool:
+    """``a`` rests on ``b`` in one frame (the definition above; ``holds`` is the same relation read backwards)."""
     if a.area >= b.area:
         return False
     over = b.x0 + 0.02 * s <= a.cx <= b.x1 - 0.02 * s
@@ -13,4 +14,4 @@ def _on(a, b, s: float) -> bool:
     return over and (resting or inside_fraction(a, b) >= 0.7 + 0.1 * s)
 
 
-TOOL = relation_tool("on", "on", _on, "A on B")
+TOOL = relation_tool("on", "on", resting_on, "A on B")
