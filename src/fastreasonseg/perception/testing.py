@@ -304,8 +304,8 @@ def make_owlvit(path: str | Path, *, size: str = "tiny") -> Path:
         img = 64
     torch.manual_seed(0)
     model = OwlViTForObjectDetection(cfg).eval()
-    with torch.no_grad():  # as make_owlv2: boxes near the per-patch prior, not degenerate
-        model.box_head.dense2.weight.mul_(0.002)
+    with torch.no_grad():  # as make_owlv2, stronger (its random box head is larger): the per-patch prior boxes
+        model.box_head.dense2.weight.zero_()
         model.box_head.dense2.bias.zero_()
     model.save_pretrained(path)
     OwlViTProcessor(
