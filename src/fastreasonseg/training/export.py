@@ -162,7 +162,7 @@ def peft_to_gguf_lora(
     w.add_float32("adapter.lora.alpha", alpha)
     w.add_string("general.name", Path(adapter_dir).name)
     for (layer, module), ab in sorted(_lora_pairs(tensors).items()):
-        a, b = ab["A"], _llama_rows(module, ab["B"], n_head, n_kv)
+        a, b = ab["A"], (_llama_rows(module, ab["B"], n_head, n_kv) if arch == "llama" else ab["B"])
         base = f"blk.{layer}.{LLAMA_MODULES[module]}.weight"
         w.add_tensor(f"{base}.lora_a", np.ascontiguousarray(a.astype(np_dtype)), raw_dtype=qtype)
         w.add_tensor(f"{base}.lora_b", np.ascontiguousarray(b.astype(np_dtype)), raw_dtype=qtype)
@@ -170,7 +170,8 @@ def peft_to_gguf_lora(
 
 
 def _llama_rows(module: str, t: Any, n_head: int, n_kv: int) -> Any:
-    """llama.cpp's row order for the q / k projections (its rotary layout); other modules as they are."""
+    """llama.cpp's row order for the q / k projections (its rotary layout); other modules as they are. Only the
+    ``llama`` architecture permutes them (``convert_hf_to_gguf`` leaves e.g. ``gemma3`` rows as they are)."""
     if module == "self_attn.q_proj":
         return permute_rows(t, n_head, n_head)
     if module == "self_attn.k_proj":
