@@ -104,22 +104,22 @@ def test_keyframe_add_decodes_only_the_prompted_objects(tracker, monkeypatch):
 
 
 def test_what_the_session_keeps_stays_bounded_on_a_long_clip(tracker):
-    """60 frames, a new object every 4 frames, objects released 12 frames after they were added."""
-    frames = _frames(60)
+    """36 frames, a new object every 3 frames, objects released 9 frames after they were added."""
+    frames = _frames(36)
     tracker.reset()
     born: dict[int, int] = {}
     sizes = []
     next_id = 0
     for t, f in enumerate(frames):
         tracker.track(f)
-        if t % 4 == 0:
+        if t % 3 == 0:
             x = float((7 * t) % 90)
             tracker.add({next_id: (x, 20.0, x + 30.0, 50.0)})
             born[next_id] = t
             next_id += 1
-        tracker.release([o for o, b in born.items() if t - b >= 12])
+        tracker.release([o for o, b in born.items() if t - b >= 9])
         stored = tracker.stored_outputs()
-        assert set(stored) == {o for o, b in born.items() if t - b < 12}
+        assert set(stored) == {o for o, b in born.items() if t - b < 9}
         assert len(stored) <= 3
         for oid, st in stored.items():
             assert st["high_res_masks"] == 0, (t, oid)
@@ -128,8 +128,8 @@ def test_what_the_session_keeps_stays_bounded_on_a_long_clip(tracker):
             assert st["non_cond"] <= tracker.max_pointers
         assert len(tracker.session.processed_frames or {}) <= 1
         sizes.append(sum(st["bytes"] for st in stored.values()))
-    # flat: the largest footprint over the last 30 frames is no larger than over frames 15-30
-    assert max(sizes[30:]) <= max(sizes[15:30]) * 1.05
+    # flat: the largest footprint over the last 12 frames is no larger than over frames 12-24
+    assert max(sizes[24:]) <= max(sizes[12:24]) * 1.05
 
 
 def test_maskmem_position_encoding_is_stored_once(tracker):
