@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = str(args.export_cache or Path(tmp.name) / "exports")
     precision = args.precision or ("fp16" if args.device.startswith("cuda") else "fp32")
     rows = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     for case in args.cases:
         source = str(DAVIS / args.sequence)
@@ -284,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"[red]{case} / {name} failed:[/]\n{p.stderr[-3000:]}")
                 continue
             rows.append(json.loads(line[len("RESULT ") :]))
+            args.out.with_suffix(".partial.json").write_text(json.dumps(rows, indent=1))  # survives an interrupt
     load_after = os.getloadavg()
 
     weights = " random weights" if random_weights else ""
@@ -340,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_note": args.load,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".partial.json").unlink(missing_ok=True)
     prev = json.loads(args.out.read_text()) if args.out.exists() else {}
     prev = prev if isinstance(prev, dict) else {}
     prev[f"{args.size}-{args.device}" if random_weights else f"custom-{args.device}"] = result
