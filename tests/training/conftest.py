@@ -22,6 +22,14 @@ from fastreasonseg.twin.schema import DigitalTwin, Frame, Instance, Source
 H, W = 48, 64
 
 
+def planned(reason: str, ids: list[int]) -> str:
+    """A well-formed rollout that reaches ``ids`` through a plan of ``#id`` references (``nothing`` for none)."""
+    plan = {0: "nothing", 1: f"#{ids[0]}" if ids else ""}.get(len(ids)) or "union(" + ", ".join(
+        f"#{i}" for i in ids
+    ) + ")"
+    return render_rollout(reason, ids, [(plan, {"ids": list(ids)})])
+
+
 def _rect(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     m = np.zeros((H, W), dtype=bool)
     m[y0:y1, x0:x1] = True
@@ -59,7 +67,7 @@ def make_samples() -> list[TrainSample]:
     out = []
     for k, (objs, q, ids, why) in enumerate(QUERIES):
         twin = make_twin(objs, f"s{k}")
-        ref = render_rollout(why, ids)
+        ref = planned(why, ids)
         out.append(TrainSample(f"s{k}", twin.to_dict(), q, ids, reference=ref, category="semantic", level=1))
     return out
 

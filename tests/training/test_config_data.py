@@ -20,7 +20,7 @@ from fastreasonseg.training.data import (
     write_chains,
 )
 
-from .conftest import make_twin
+from .conftest import make_twin, planned
 
 
 def test_defaults_are_the_paper_recipe_and_cpu_preset():
@@ -106,7 +106,7 @@ def test_completion_mask_excludes_prompt_and_results():
 
     g = smollm2_gguf_path()
     tok = AutoTokenizer.from_pretrained(str(g.parent), gguf_file=g.name)
-    rollout = render_rollout("look", [1], rounds=[([{"tool": "attributes", "args": {"id": 1}}], {"attributes": 1})])
+    rollout = render_rollout("look", [1], rounds=[("mug", {"ids": [1]})])
     prompt = "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n"
     ex = tokenize_example(tok, prompt, rollout)
     kept = tok.decode([t for t, m in zip(ex["input_ids"], ex["completion_mask"], strict=True) if m])
@@ -116,34 +116,44 @@ def test_completion_mask_excludes_prompt_and_results():
 
 
 class ScriptedRuntime:
-    """Answers every query with the next scripted rollout; ``raise`` raises, ``error`` reports a failed call."""
+    """Answers every query with the next scripted rollout, one executor turn at a time (the reason, the plan, the
+    answer ids); ``raise`` raises, ``error`` reports a failed call."""
 
     name = "scripted"
 
     def __init__(self, script):
         self.script = list(script)
+        self.current = ""
 
     def count_tokens(self, text):
         return len(text) // 3
 
     def complete(self, prompt, assistant_prefix, *, stop, max_tokens, grammar=None, temperature=0.0, seed=None):
-        item = self.script.pop(0)
-        if item == "raise":
-            raise TimeoutError("the teacher endpoint timed out")
-        if item == "error":
-            return Completion(text="", finish_reason="error", error="timed out after 30 s")
-        return Completion(text=item, finish_reason="stop", stopped_on="</answer>", completion_tokens=5)
+        if assistant_prefix == "<reason>":
+            item = self.script.pop(0)
+            if item == "raise":
+                raise TimeoutError("the teacher endpoint timed out")
+            if item == "error":
+                return Completion(text="", finish_reason="error", error="timed out after 30 s")
+            self.current = item
+            text = item.removeprefix("<reason>")
+        elif assistant_prefix.endswith("<plan>"):
+            text = self.current.split("<plan>", 1)[1] if "<plan>" in self.current else ""
+        else:
+            text = self.current.split('<answer>{"ids": [', 1)[1] if "<answer>" in self.current else ""
+        return Completion(text=text, finish_reason="stop", completion_tokens=5)
 
 
 def test_rejection_sampling_keeps_exactly_chains_above_threshold(samples):
     # twin of sample 0: mug (id 1, 10x12=120 px), table (id 2); target [1]
     s = samples[0]
-    exact = render_rollout("A mug.", [1])
-    both = render_rollout("Mug and table.", [1, 2])  # IoU 120/(120+...) well below 0.7
-    wrong = render_rollout("The table.", [2])
+    exact = planned("A mug.", [1])
+    both = planned("Mug and table.", [1, 2])  # IoU 120/(120+...) well below 0.7
+    wrong = planned("The table.", [2])
     rt = ScriptedRuntime([exact, both, wrong, "raise", "error", "<reason>no answer"])
     chains, stats = sample_chains(rt, [s, s], k=3, threshold=0.7, max_per_sample=5)
-    assert [c.rollout for c in chains] == [exact]
+    assert len(chains) == 1 and chains[0].rollout.startswith("<reason>A mug.</reason>\n<plan>#1</plan>")
+    assert chains[0].rollout.endswith('<answer>{"ids": [1]}</answer>')  # the executor's own results in between
     assert chains[0].iou == 1.0 and chains[0].teacher == "scripted" and chains[0].seed is not None
     assert stats.rollouts == 6 and stats.kept == 1 and stats.errors == 2 and stats.rejected == 3
     assert "timed out" in stats.error_messages[0]
@@ -155,10 +165,10 @@ def test_threshold_is_strict():
     from fastreasonseg.training.data import TrainSample
 
     s = TrainSample("x", twin.to_dict(), "which?", [1, 2])
-    rt = ScriptedRuntime([render_rollout("a", [1]), render_rollout("ab", [1, 2])])
+    rt = ScriptedRuntime([planned("a", [1]), planned("ab", [1, 2])])
     chains, _ = sample_chains(rt, [s], k=2, threshold=0.7)
     assert len(chains) == 1 and chains[0].iou == 1.0
-    chains, _ = sample_chains(ScriptedRuntime([render_rollout("a", [1])]), [s], k=1, threshold=0.69)
+    chains, _ = sample_chains(ScriptedRuntime([planned("a", [1])]), [s], k=1, threshold=0.69)
     assert len(chains) == 1 and chains[0].iou == pytest.approx(0.7)
 
 

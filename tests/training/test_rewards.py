@@ -27,10 +27,10 @@ from fastreasonseg.training.rewards import (
     make_judge,
 )
 
-from .conftest import make_twin, make_video_twin
+from .conftest import make_twin, make_video_twin, planned
 
 TWIN = make_twin([(1, "mug", (0, 0, 10, 10)), (2, "table", (5, 0, 15, 10)), (3, "lamp", (40, 20, 50, 30))])
-GOOD = render_rollout("A mug holds drinks.", [1])
+GOOD = planned("A mug holds drinks.", [1])
 
 
 def cols(twin=TWIN, target=(1,), n=1, **extra):
@@ -45,7 +45,7 @@ def test_format_reward_scores_and_binary():
     out = f(prompts=None, completions=[GOOD, "nonsense", bad_answer, '<reason></reason><answer>{"ids": []}</answer>'])
     assert out[0] == 1.0
     assert out[1] < out[2] < 1.0
-    assert out[3] == pytest.approx(0.9)
+    assert out[3] == pytest.approx(0.7)  # an empty reason (0.1) and no plan (0.2) cost their weights
     assert FormatReward("binary")(completions=[GOOD, bad_answer]) == [1.0, 0.0]
 
 
@@ -56,7 +56,7 @@ def test_format_reward_accepts_conversational_completions():
 def test_accuracy_reward_iou():
     acc = AccuracyReward()
     # exact, partial overlap (mug 100 px vs mug∪table 150 px), wrong, no answer
-    rollouts = [GOOD, render_rollout("r", [1, 2]), render_rollout("r", [3]), "<reason>r</reason>"]
+    rollouts = [GOOD, planned("r", [1, 2]), planned("r", [3]), "<reason>r</reason>"]
     out = acc(completions=rollouts, **cols(n=4))
     assert out[0] == 1.0
     assert out[1] == pytest.approx(100 / 150)
@@ -67,8 +67,8 @@ def test_accuracy_reward_iou():
 
 def test_accuracy_empty_vs_empty_scores_one():
     acc = AccuracyReward()
-    assert acc(completions=[render_rollout("nothing", [])], **cols(target=())) == [1.0]
-    assert acc(completions=[render_rollout("nothing", [])], **cols(target=(1,))) == [0.0]
+    assert acc(completions=[planned("nothing", [])], **cols(target=())) == [1.0]
+    assert acc(completions=[planned("nothing", [])], **cols(target=(1,))) == [0.0]
     assert acc(completions=[GOOD], **cols(target=())) == [0.0]
 
 
@@ -95,9 +95,9 @@ def test_reward_that_raises_scores_zero_and_is_counted(caplog):
 
 
 def test_chain_text_drops_results_and_answer():
-    r = render_rollout("Look at the mug.", [1], rounds=[([{"tool": "attributes", "args": {"id": 1}}], {"x": 1})])
+    r = render_rollout("Look at the mug.", [1], rounds=[("#1", {"ids": [1]}), ("mug", {"ids": [1]})])
     t = chain_text(r)
-    assert "Look at the mug." in t and "attributes" in t and '"x"' not in t and "ids" not in t
+    assert "Look at the mug." in t and "#1" in t and '"x"' not in t and "ids" not in t
 
 
 class FakeJudge:
@@ -107,7 +107,7 @@ class FakeJudge:
 
 def test_reasoning_reward_with_reference_and_missing():
     rr = ReasoningReward(FakeJudge())
-    out = rr(completions=[GOOD, render_rollout("other", [1]), GOOD], reference=[GOOD, GOOD, ""])
+    out = rr(completions=[GOOD, planned("other", [1]), GOOD], reference=[GOOD, GOOD, ""])
     assert out == [1.0, 0.25, 0.0]
 
 
@@ -145,7 +145,7 @@ def test_openai_judge_parses_score_and_timeout_is_counted():
         judge.score_one("slow", "b")
     rr = ReasoningReward(judge)
     out = rr(
-        completions=[GOOD, render_rollout("slow", [1]), render_rollout("garbage", [1])],
+        completions=[GOOD, planned("slow", [1]), planned("garbage", [1])],
         reference=[GOOD, GOOD, GOOD],
     )
     assert out == [pytest.approx(0.8), 0.0, 0.0]
