@@ -9,10 +9,10 @@ Every predictor answers one query on one twin with instance ids; the runner turn
     adapter (on the zero-shot base when no spec is given).
 ``embedding``
     A baseline with no LLM: the query and every instance's label (and alternative labels) are embedded with
-    all-MiniLM-L6-v2 (mean pooling, L2 norm; the encoder of
-    :class:`fastreasonseg.training.rewards.EmbeddingJudge`, reused, not reloaded) and the instances whose best
-    label similarity is the highest are the answer: every instance whose similarity is within ``tie`` of the best
-    (so all instances sharing the best label are returned). When the best cosine similarity is below
+    all-MiniLM-L6-v2 (mean pooling, L2 norm; :class:`fastreasonseg.reasoning.embeddings.SentenceEmbedder`, the
+    encoder the reasoner's grounding uses) and the instances whose best label similarity is the highest are the
+    answer: every instance whose similarity is within ``tie`` of the best (so all instances sharing the best label
+    are returned). When the best cosine similarity is below
     ``threshold`` (default :data:`EMBEDDING_THRESHOLD` = 0.25) the answer is "no target". It knows what things are
     called, not where they are nor what they are for beyond what the label words carry, so it bounds how much of a
     benchmark a label lookup solves.
@@ -173,10 +173,10 @@ class EmbeddingPredictor(Predictor):
     def __init__(
         self, model_dir: str | None = None, *, threshold: float = EMBEDDING_THRESHOLD, tie: float = 1e-4
     ) -> None:
-        from fastreasonseg.training.rewards import EmbeddingJudge, _load_encoder
+        from fastreasonseg.reasoning.embeddings import SentenceEmbedder
 
-        self.encoder = EmbeddingJudge(model_dir)
-        _load_encoder(self.encoder.model_dir)  # load now: the first query's time is not the model's load time
+        self.encoder = SentenceEmbedder(model_dir, 256)
+        self.encoder.embed(["warm up"])  # load now: the first query's time is not the model's load time
         self.threshold = float(threshold)
         self.tie = float(tie)
         self._cache: dict[str, np.ndarray] = {}
@@ -215,9 +215,9 @@ class EmbeddingPredictor(Predictor):
         )
 
     def describe(self) -> dict[str, Any]:
-        from fastreasonseg.training.rewards import _load_encoder
+        from fastreasonseg.reasoning.embeddings import load_encoder
 
-        _, model = _load_encoder(self.encoder.model_dir)
+        _, model = load_encoder(self.encoder.model_dir)
         return {
             "name": self.name,
             "model": "sentence-transformers/all-MiniLM-L6-v2",

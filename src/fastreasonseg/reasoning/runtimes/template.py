@@ -88,6 +88,20 @@ class RenderedPrompt:
         return self.head
 
 
+def prompt_tokens(tokenize: Any, rendered: RenderedPrompt, assistant_prefix: str) -> list[int]:
+    """The tokens of a rendered prompt where only the template's own markup may become special tokens: the user
+    content (twin view + question) and the assistant turn so far (tool results quote twin labels) are tokenized as
+    plain text, so a label holding ``<|im_start|>`` stays text. ``tokenize(text, special=...)`` is the runtime's
+    tokenizer. (A template that rewrites the content renders unsplit: all of it is parsed.)"""
+    markup = rendered.tail[: len(rendered.tail) - len(assistant_prefix)]
+    return [
+        *tokenize(rendered.head),
+        *tokenize(rendered.user, special=False),
+        *tokenize(markup),
+        *tokenize(assistant_prefix, special=False),
+    ]
+
+
 class ChatTemplate:
     """A Jinja2 chat template with the special tokens it may reference.
 

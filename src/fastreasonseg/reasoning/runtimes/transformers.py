@@ -29,7 +29,13 @@ from fastreasonseg.errors import InputError, ModelLoadError
 from fastreasonseg.reasoning.runtimes.base import ChatPrompt, Completion
 from fastreasonseg.reasoning.runtimes.prefix_cache import PrefixStateCache, snapshot_boundary
 from fastreasonseg.reasoning.runtimes.registry import Option, RuntimeKind
-from fastreasonseg.reasoning.runtimes.template import ChatTemplate, RenderedPrompt, StopScanner, common_prefix_len
+from fastreasonseg.reasoning.runtimes.template import (
+    ChatTemplate,
+    RenderedPrompt,
+    StopScanner,
+    common_prefix_len,
+    prompt_tokens,
+)
 
 _MIN_SNAPSHOT_TOKENS = 32
 _DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16", "bfloat16": "bfloat16"}
@@ -208,12 +214,8 @@ class TransformersRuntime:
         return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=not special).input_ids)
 
     def _prompt_tokens(self, rendered: RenderedPrompt, assistant_prefix: str) -> list[int]:
-        """Only the template's own markup may become special tokens: the user content (twin view + question) and the
-        assistant turn so far (tool results quote twin labels) are tokenized as plain text, so a label holding
-        ``<|im_start|>`` stays text. (A template that rewrites the content renders unsplit: all of it is parsed.)"""
-        markup = rendered.tail[: len(rendered.tail) - len(assistant_prefix)]
-        plain = lambda t: self.tokenize(t, special=False)  # noqa: E731
-        return [*self.tokenize(rendered.head), *plain(rendered.user), *self.tokenize(markup), *plain(assistant_prefix)]
+        """The prompt's tokens, only the template's markup special (:func:`~.template.prompt_tokens`)."""
+        return prompt_tokens(self.tokenize, rendered, assistant_prefix)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from fastreasonseg.reasoning.tools.base import Param, Selection, Tool, ToolContext, ToolError
+from fastreasonseg.twin.masks import box_iou
 from fastreasonseg.twin.schema import DepthStats, Frame, Instance
 
 Box = tuple[float, float, float, float]
@@ -22,14 +23,6 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = np.logical_and(a, b).sum()
     union = np.logical_or(a, b).sum()
     return float(inter / union) if union else 0.0
-
-
-def box_iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / ua if ua > 0 else 0.0
 
 
 def merge_alts(label: str, alts: list[tuple[str, float]], extra: list[tuple[str, float]]) -> list[tuple[str, float]]:
