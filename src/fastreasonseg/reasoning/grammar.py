@@ -200,51 +200,8 @@ def parse_rollout(
     out = ParsedRollout(segments=segments, problems=problems)
     tags = [s.tag for s in segments]
 
-    # order: reason (plan results)* answer
-    if not segments:
-        if not partial or text.strip():
-            problems.append(Problem("structure", "no <reason> segment"))
-    elif tags[0] != "reason":
-        problems.append(Problem("structure", f"the rollout must start with <reason>, not <{tags[0]}>"))
-    expect_results = False
-    answers = 0
-    for k, s in enumerate(segments):
-        if s.tag == "results" and not allow_results:
-            problems.append(Problem("structure", "the model wrote <results> itself (only the executor writes results)"))
-        if expect_results:
-            if s.tag != "results":
-                problems.append(Problem("structure", f"<plan> must be followed by <results>, not <{s.tag}>"))
-            expect_results = False
-            if s.tag == "results":
-                continue
-        if s.tag == "reason" and k > 0:
-            problems.append(Problem("structure", "more than one <reason>"))
-        elif s.tag == "plan":
-            expect_results = True
-        elif s.tag == "results" and allow_results:
-            problems.append(Problem("structure", "<results> without a <plan> before it"))
-        elif s.tag == "answer":
-            answers += 1
-            if k != len(segments) - 1:
-                problems.append(Problem("structure", "the answer is not at the end"))
-    if expect_results and not partial:
-        problems.append(Problem("structure", "the last <plan> has no <results>"))
-
-    # contents
-    for s in segments:
-        if s.tag == "reason" and s.closed and not s.body.strip():
-            problems.append(Problem("reason", "the <reason> is empty"))
-        elif s.tag == "plan":
-            expr, err = parse_plan(s.body, tools) if s.closed else (None, None)
-            out.plans.append(expr)
-            if err:
-                problems.append(Problem("plan", err))
-        elif s.tag == "answer" and s.closed:
-            ids, err = parse_answer(s.body)
-            if err:
-                problems.append(Problem("answer", err))
-            else:
-                out.answer_ids = ids
+    problems += _order_problems(text, segments, partial=partial, allow_results=allow_results)
+    answers = _read_contents(out, tools)
     if answers > 1:
         problems.append(Problem("answer", f"{answers} answers (exactly one is allowed)"))
     if answers == 0 and not partial:
@@ -252,6 +209,59 @@ def parse_rollout(
     if not partial and "plan" not in tags:
         problems.append(Problem("plan", "no <plan>: the answer's ids must come from the executor's results"))
     return out
+
+
+def _order_problems(text: str, segments: list[Segment], *, partial: bool, allow_results: bool) -> list[Problem]:
+    """The order reason -> (plan -> results)+ -> answer (kind ``structure``)."""
+    problems: list[Problem] = []
+    if not segments:
+        if not partial or text.strip():
+            problems.append(Problem("structure", "no <reason> segment"))
+    elif segments[0].tag != "reason":
+        problems.append(Problem("structure", f"the rollout must start with <reason>, not <{segments[0].tag}>"))
+    expect_results = False
+    for k, s in enumerate(segments):
+        if s.tag == "results" and not allow_results:
+            problems.append(Problem("structure", "the model wrote <results> itself (only the executor writes results)"))
+        if expect_results:
+            expect_results = False
+            if s.tag == "results":
+                continue
+            problems.append(Problem("structure", f"<plan> must be followed by <results>, not <{s.tag}>"))
+        if s.tag == "reason" and k > 0:
+            problems.append(Problem("structure", "more than one <reason>"))
+        elif s.tag == "plan":
+            expect_results = True
+        elif s.tag == "results" and allow_results:
+            problems.append(Problem("structure", "<results> without a <plan> before it"))
+        elif s.tag == "answer" and k != len(segments) - 1:
+            problems.append(Problem("structure", "the answer is not at the end"))
+    if expect_results and not partial:
+        problems.append(Problem("structure", "the last <plan> has no <results>"))
+    return problems
+
+
+def _read_contents(out: ParsedRollout, tools: ToolRegistry | None) -> int:
+    """Check each segment's body (kinds ``reason``, ``plan``, ``answer``); fills the plans and answer ids of
+    ``out`` and returns how many answers there are."""
+    answers = 0
+    for s in out.segments:
+        if s.tag == "reason" and s.closed and not s.body.strip():
+            out.problems.append(Problem("reason", "the <reason> is empty"))
+        elif s.tag == "plan":
+            expr, err = parse_plan(s.body, tools) if s.closed else (None, None)
+            out.plans.append(expr)
+            if err:
+                out.problems.append(Problem("plan", err))
+        elif s.tag == "answer":
+            answers += 1
+            if s.closed:
+                ids, err = parse_answer(s.body)
+                if err:
+                    out.problems.append(Problem("answer", err))
+                else:
+                    out.answer_ids = ids
+    return answers
 
 
 def format_ok(text: str, *, tools: ToolRegistry | None = None) -> bool:

@@ -424,53 +424,19 @@ class LlamaCppRuntime:
         rng = np.random.default_rng(self.seed if seed is None else int(seed))
 
         scanner = StopScanner(stop)
-        pending = b""
-        n_new = 0
-        t_first: float | None = None
-        finish: str = "length"
-        stopped_on: str | None = None
         try:
-            # the live context holds tokens[:cached]; evaluate the rest, the last prompt token on its own: its
+            # the live context holds tokens[:ready]; evaluate the rest, the last prompt token on its own: its
             # logits then never depend on how much of the prompt was cached (a batch and a single-token
             # evaluation round differently, and seeded sampling must not depend on the cache)
             llm.n_tokens = ready
             if n_prompt - 1 > ready:
                 llm.eval(tokens[ready:-1])
             llm.eval(tokens[-1:])
-            while n_new < max_new:
-                tok = self._sampler.pick(self._logits(), g, temperature, rng)
-                if t_first is None:
-                    t_first = time.perf_counter()
-                if tok is None:
-                    finish = "error"
-                    break
-                n_new += 1
-                if g is not None:
-                    self._lib.llama_sampler_accept(g, tok)
-                if self._lib.llama_vocab_is_eog(self._vocab, tok):
-                    finish = "stop"
-                    break
-                pending += llm.detokenize([tok], special=False)
-                try:
-                    piece, pending = pending.decode("utf-8"), b""
-                except UnicodeDecodeError:
-                    if len(pending) < 4:
-                        llm.eval([tok])
-                        continue  # an incomplete multi-byte character: wait for its next bytes
-                    piece, pending = pending.decode("utf-8", errors="replace"), b""
-                if scanner.feed(piece) is not None:
-                    finish, stopped_on = "stop", scanner.stopped_on
-                    break
-                if n_new < max_new:
-                    llm.eval([tok])
+            n_new, finish, t_first = self._decode(g, max_new, temperature, rng, scanner)
         finally:
             if g is not None:
                 self._lib.llama_sampler_free(g)
-        if pending and stopped_on is None:
-            scanner.feed(pending.decode("utf-8", errors="replace"))
-            stopped_on = scanner.stopped_on
-            if stopped_on is not None:
-                finish = "stop"
+        stopped_on = scanner.stopped_on
         t_end = time.perf_counter()
         t_first = t_first or t_end
         return Completion(
@@ -485,6 +451,42 @@ class LlamaCppRuntime:
             decode_ms=(t_end - t_first) * 1000.0,
             total_ms=(t_end - t0) * 1000.0,
         )
+
+    def _decode(
+        self, g: Any, max_new: int, temperature: float, rng: np.random.Generator, scanner: StopScanner
+    ) -> tuple[int, str, float | None]:
+        """Generate up to ``max_new`` tokens into ``scanner``: (tokens generated, finish reason, time of the first)."""
+        llm = self.llm
+        pending = b""
+        n_new = 0
+        t_first: float | None = None
+        finish = "length"
+        while n_new < max_new:
+            tok = self._sampler.pick(self._logits(), g, temperature, rng)
+            if t_first is None:
+                t_first = time.perf_counter()
+            if tok is None:
+                return n_new, "error", t_first
+            n_new += 1
+            if g is not None:
+                self._lib.llama_sampler_accept(g, tok)
+            if self._lib.llama_vocab_is_eog(self._vocab, tok):
+                return n_new, "stop", t_first
+            pending += llm.detokenize([tok], special=False)
+            try:
+                piece, pending = pending.decode("utf-8"), b""
+            except UnicodeDecodeError:
+                if len(pending) < 4:
+                    llm.eval([tok])
+                    continue  # an incomplete multi-byte character: wait for its next bytes
+                piece, pending = pending.decode("utf-8", errors="replace"), b""
+            if scanner.feed(piece) is not None:
+                return n_new, "stop", t_first
+            if n_new < max_new:
+                llm.eval([tok])
+        if pending and scanner.feed(pending.decode("utf-8", errors="replace")) is not None:
+            finish = "stop"
+        return n_new, finish, t_first
 
     def _logits(self) -> np.ndarray:
         """Logits of the last evaluated position (a view into llama.cpp's buffer)."""
