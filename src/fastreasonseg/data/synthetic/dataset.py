@@ -34,7 +34,7 @@ import numpy as np
 from fastreasonseg.data.synthetic.phrasing import heldout_ids
 from fastreasonseg.data.synthetic.plan import plan_semantic_two, plan_temporal
 from fastreasonseg.data.synthetic.queries import CATEGORIES, QueryContext, QueryGenerator
-from fastreasonseg.data.synthetic.scenes import SETTINGS, VIDEO_SETTINGS, SceneGenerator
+from fastreasonseg.data.synthetic.scenes import SETTINGS, VIDEO_SETTINGS, Scene, SceneGenerator
 from fastreasonseg.knowledge import KnowledgeBase, load_knowledge
 from fastreasonseg.twin.schema import DigitalTwin
 
@@ -275,56 +275,17 @@ def generate_sample(
             ctx.allowed_uses = set(kb.all_uses) - set(holdout.uses) if train else None
             ctx.allowed_traits = set(kb.all_traits) - set(holdout.traits) if train else None
         video = category == "temporal" or (category == "semantic" and rng.random() < SEMANTIC_VIDEO_RATE)
-        required: list[str] = []
-        motions: list[str] = []
-        setting = None
-        # cells that random scenes rarely support get a scene built around the planned query (every other try)
-        plan = None
-        if not no_target and attempt % 2 == 0 and attempt < _LEVEL_FALLBACK_AFTER:
-            if category == "semantic" and level == 2:
-                plan = plan_semantic_two(rng, gens.scenes, allowed_keys, video)
-            elif category == "temporal" and level in (2, 3):
-                plan = plan_temporal(rng, gens.scenes, allowed_keys, level)
-        if plan is not None:
-            setting, required, motions = plan.setting, list(plan.keys), list(plan.motions)
-        steer = (want_novel_object or want_novel_fact) and attempt < 12 and plan is None
-        if steer:
-            pool = holdout.objects if want_novel_object else fact_keys
-            cand = [k for k in pool if _settings_for(k, kb, video)]
-            if cand:
-                k = str(rng.choice(cand))
-                required = [k]
-                setting = str(rng.choice(_settings_for(k, kb, video)))
-        if video:
-            scene = gens.scenes.video(
-                rng, setting=setting, allowed_keys=allowed_keys, required_keys=required, required_motions=motions
-            )
-        else:
-            scene = gens.scenes.image(rng, setting=setting, allowed_keys=allowed_keys, required_keys=required)
-        # the drawn level (twice); only after many scenes other levels of the category too (a safety net)
-        tries = [(level, no_target), (level, no_target)]
-        if attempt >= _LEVEL_FALLBACK_AFTER:
-            tries += [(lv, False) for lv in (1, 2, 3) if lv != level]
-        draft = None
-        for lv, nt in tries:
-            draft = gens.queries.generate(rng, scene, category, lv, ctx, no_target=nt)
-            if draft is not None:
-                break
+        steer_pool = None
+        if want_novel_object or want_novel_fact:
+            steer_pool = holdout.objects if want_novel_object else fact_keys
+        scene = _scene(rng, gens, attempt, category, level, no_target, video, allowed_keys, steer_pool)
+        draft = _draft(rng, gens, scene, category, level, no_target, ctx, attempt)
         if draft is None:
             continue
         target_keys = [scene.obj(i).key for i in draft.ids]
         if want_novel_object and attempt < 12 and not (set(target_keys) & held_obj):
             continue
-        novel = []
-        if set(target_keys) & held_obj:
-            novel.append("object")
-        if any(
-            f.startswith(("use:", "trait:")) and f.split(":", 1)[1] in {*holdout.uses, *holdout.traits}
-            for f in draft.facts
-        ):
-            novel.append("fact")
-        if draft.heldout_wording:
-            novel.append("template")
+        novel = _novel(target_keys, draft, holdout)
         if want_novel_fact and attempt < 20 and "fact" not in novel:
             continue
         return SyntheticSample(
@@ -347,6 +308,59 @@ def generate_sample(
             tool_results=draft.results,
         )
     raise RuntimeError(f"could not generate sample {index} of {split} (seed {seed})")  # pragma: no cover
+
+
+def _scene(rng, gens, attempt, category, level, no_target, video, allowed_keys, steer_pool) -> Scene:
+    """The scene of one attempt: built around a planned query for the cells random scenes rarely support (every
+    other try), or steered to a held-out object / fact (val/test, first tries), else random."""
+    kb = gens.kb
+    required: list[str] = []
+    motions: list[str] = []
+    setting = None
+    plan = None
+    if not no_target and attempt % 2 == 0 and attempt < _LEVEL_FALLBACK_AFTER:
+        if category == "semantic" and level == 2:
+            plan = plan_semantic_two(rng, gens.scenes, allowed_keys, video)
+        elif category == "temporal" and level in (2, 3):
+            plan = plan_temporal(rng, gens.scenes, allowed_keys, level)
+    if plan is not None:
+        setting, required, motions = plan.setting, list(plan.keys), list(plan.motions)
+    if steer_pool is not None and attempt < 12 and plan is None:
+        cand = [k for k in steer_pool if _settings_for(k, kb, video)]
+        if cand:
+            k = str(rng.choice(cand))
+            required = [k]
+            setting = str(rng.choice(_settings_for(k, kb, video)))
+    if video:
+        return gens.scenes.video(
+            rng, setting=setting, allowed_keys=allowed_keys, required_keys=required, required_motions=motions
+        )
+    return gens.scenes.image(rng, setting=setting, allowed_keys=allowed_keys, required_keys=required)
+
+
+def _draft(rng, gens, scene, category, level, no_target, ctx, attempt):
+    """A query of the drawn level (two tries); only after many scenes other levels of the category (a safety net)."""
+    tries = [(level, no_target), (level, no_target)]
+    if attempt >= _LEVEL_FALLBACK_AFTER:
+        tries += [(lv, False) for lv in (1, 2, 3) if lv != level]
+    for lv, nt in tries:
+        draft = gens.queries.generate(rng, scene, category, lv, ctx, no_target=nt)
+        if draft is not None:
+            return draft
+    return None
+
+
+def _novel(target_keys: list[str], draft, holdout: Holdout) -> list[str]:
+    """Which held-out parts a sample exercises: ``object``, ``fact``, ``template``."""
+    novel = []
+    if set(target_keys) & set(holdout.objects):
+        novel.append("object")
+    held = {*holdout.uses, *holdout.traits}
+    if any(f.startswith(("use:", "trait:")) and f.split(":", 1)[1] in held for f in draft.facts):
+        novel.append("fact")
+    if draft.heldout_wording:
+        novel.append("template")
+    return novel
 
 
 def iter_split(
