@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fastreasonseg.data.synthetic.dataset import iter_split, make_holdout
-from fastreasonseg.data.synthetic.knowledge import load_knowledge
+from fastreasonseg.knowledge import load_knowledge
 from fastreasonseg.reasoning import Reasoner, ReasonerConfig
 from fastreasonseg.reasoning.runtimes import DEFAULT_REASONER, load_runtime
 
