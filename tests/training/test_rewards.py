@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import httpx
 import numpy as np
@@ -84,7 +85,10 @@ def test_accuracy_video_is_per_frame_mean():
     assert answer_iou(v, [99], [2]) == pytest.approx(1 / 3)
 
 
-def test_reward_that_raises_scores_zero_and_is_counted(caplog):
+def test_reward_that_raises_scores_zero_and_is_counted(caplog, monkeypatch):
+    # another test's logging set-up (a dictConfig) may have disabled existing loggers: this test checks our message
+    monkeypatch.setattr(logging.getLogger("fastreasonseg.training.rewards"), "disabled", False)
+    caplog.set_level(logging.WARNING, logger="fastreasonseg.training.rewards")
     acc = AccuracyReward()
     out = acc(completions=[GOOD, GOOD], twin=["{not json", TWIN.model_dump_json()], target_ids=[[1], [1]])
     assert out == [0.0, 1.0]

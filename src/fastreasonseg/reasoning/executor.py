@@ -286,9 +286,11 @@ class Reasoner:
             text += self._turn(prompt, text, reason_gbnf(cfg.reason_chars), res, cap, "</reason>")
             plans: set[str] = set()
             ids = ctx.twin.track_ids if cfg.restrict_ids else None
+            # Only the operators that apply to this twin's media: a track operator on a photo can only fail.
+            grammar = plan_gbnf(self.registry.for_media(ctx.twin.is_video), ids=ids)
             while True:
                 text += PLAN_OPEN
-                body = self._turn(prompt, text, plan_gbnf(self.registry, ids=ids), res, cap, "</plan>")
+                body = self._turn(prompt, text, grammar, res, cap, "</plan>")
                 text += body
                 body = body[: -len("</plan>")]
                 res.rounds += 1
