@@ -284,6 +284,30 @@ def test_closest_to():
     assert "ambiguous anchor" in why("closest_to(dog, ball)", CLOSE)
 
 
+VIEWED = image(
+    Thing(0, "dog", centred(0.5, 0.5), depth=0.6),
+    Thing(1, "ball", centred(0.5, 0.8), depth=0.2),  # nearest the camera
+    Thing(2, "ball", centred(0.6, 0.5), depth=0.4),
+    Thing(3, "ball", centred(0.5, 0.3), depth=0.9),
+)
+
+
+@pytest.mark.parametrize("viewer", ["camera", "viewer", "me", "us"])
+def test_closest_to_the_camera_is_nearest(viewer):
+    assert ids(f"closest_to(ball, {viewer})", VIEWED) == ids("nearest(ball)", VIEWED) == [1]
+    assert ids(f"closest_to(ball, {viewer}, 2)", VIEWED) == ids("nearest(ball, 2)", VIEWED) == [2]
+    assert ids(f"closest_to(all, {viewer})", VIEWED) == [1]
+
+
+def test_closest_to_a_camera_in_the_twin_is_that_object():
+    twin = image(
+        Thing(0, "camera", centred(0.1, 0.1), depth=0.9),
+        Thing(1, "ball", centred(0.2, 0.1), depth=0.9),
+        Thing(2, "ball", centred(0.9, 0.9), depth=0.1),
+    )
+    assert ids("closest_to(ball, camera)", twin) == [1]
+
+
 # ---------------------------------------------------------------------------------------------- at
 # thirds with a 0.02 margin: left is cx < 0.313, middle 0.353 < cx < 0.647, right cx > 0.687 (the same for rows)
 AT = image(

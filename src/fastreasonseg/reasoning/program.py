@@ -265,6 +265,9 @@ def _value(e: Expr | int | str | None, ctx: ToolContext, reg: ToolRegistry) -> S
         return Selection.of([e.id])
     if isinstance(e, Call):
         tool = reg[e.op]
+        other = tool.rewrite(ctx, e.args) if tool.rewrite else None
+        if isinstance(other, Call) and other.op in reg:
+            return _value(other, ctx, reg)
         if tool.video_only and not ctx.scene.is_video:
             raise ToolError(f"{tool.name} needs a video; this twin is a single image")
         if tool.image_only and ctx.scene.is_video:

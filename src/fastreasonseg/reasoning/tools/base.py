@@ -154,6 +154,9 @@ class Tool:
     image_only: bool = False
     variadic: bool = False
     """The last ``set`` parameter may repeat (``union(A, B, C)``), up to :data:`MAX_VARIADIC` values."""
+    rewrite: Callable[[ToolContext, tuple], Any] | None = None
+    """``rewrite(ctx, args)``: another call (a ``program.Call``) that means what this one says, or ``None``;
+    run before the arguments are evaluated (``closest_to(A, camera)`` is ``nearest(A)``)."""
 
     def signature(self) -> str:
         """``name(A, B, [k])`` as the prompt lists it (an optional parameter in brackets)."""
