@@ -70,6 +70,11 @@ def main() -> None:
     ap.add_argument("--twin", required=True)
     ap.add_argument("--spec", default="student?threads=1", help="reasoner spec (both trees)")
     ap.add_argument("--before-src", type=Path, help="another checkout's src folder to compare with")
+    ap.add_argument(
+        "--before-spec",
+        help="reasoner spec for the other tree (default: --spec; an older tree may not know "
+        "the 'student' alias: pass llamacpp?lora=ITS/assets/student/adapter.gguf&threads=1)",
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -79,7 +84,8 @@ def main() -> None:
     res: dict[str, dict[str, list[float]]] = {k: {"fresh": [], "cached": [], "tokens": []} for k in trees}
     for _ in range(args.rounds):
         for name, src in trees.items():  # alternate: drift on a shared machine hits both
-            d = run_child(src, args.spec, args.twin, QUESTIONS)
+            spec = args.before_spec if name == "before" and args.before_spec else args.spec
+            d = run_child(src, spec, args.twin, QUESTIONS)
             res[name]["fresh"].append(d["asks"][0]["ms"])
             res[name]["cached"] += [a["ms"] for a in d["asks"][1:]]
             res[name]["tokens"] += [a["tokens"] for a in d["asks"]]
@@ -87,6 +93,7 @@ def main() -> None:
         "machine": f"{platform.platform()}, {os.cpu_count()} cpus",
         "load_average": os.getloadavg(),
         "spec": args.spec,
+        "before_spec": args.before_spec or args.spec,
         "twin": args.twin,
         "rounds": args.rounds,
         "time": time.strftime("%Y-%m-%d %H:%M"),

@@ -35,14 +35,14 @@ def test_every_setting_is_a_trl_field_or_the_project_s_own(settings, trl_name):
 def test_the_student_s_sft_config_is_the_one_it_was_trained_with():
     cfg = load_config(STUDENT_CONFIG)
     a = sft_args(cfg)
-    assert (a.output_dir, a.learning_rate, a.max_steps, a.warmup_steps) == ("runs/student/sft", 0.001, 800, 0.03)
+    assert (a.output_dir, a.learning_rate, a.max_steps, a.warmup_steps) == ("runs/student/sft", 0.001, 1000, 0.03)
     assert (a.per_device_train_batch_size, a.gradient_accumulation_steps, a.max_length) == (4, 1, 1024)
-    assert (a.save_steps, a.save_total_limit, a.logging_steps, a.seed, a.data_seed) == (50, 30, 5, 0, 0)
+    assert (a.save_steps, a.save_total_limit, a.logging_steps, a.seed, a.data_seed) == (25, 60, 5, 0, 0)
     assert a.completion_only_loss and a.optim == "adamw_torch" and a.lr_scheduler_type == "linear"
     assert a.gradient_checkpointing is False and a.weight_decay == 0.0 and a.save_strategy == "steps"
     assert sft_args(cfg, max_steps=3).max_steps == 3
     rl = grpo_args(cfg.rl, cfg, [1.0, 1.0, 0.5], None)
-    assert (rl.max_steps, rl.num_generations, rl.max_completion_length, rl.temperature) == (24, 4, 224, 0.8)
+    assert (rl.max_steps, rl.num_generations, rl.max_completion_length, rl.temperature) == (24, 4, 96, 0.8)
     assert rl.reward_weights == [1.0, 1.0, 0.5] and rl.loss_type == "dapo" and rl.beta == 0.0
 
 
